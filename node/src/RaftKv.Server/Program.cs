@@ -1,0 +1,3 @@
+using RaftKv.Server;
+
+return Cli.Run(args, Console.Out, Console.Error);

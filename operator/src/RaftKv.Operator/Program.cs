@@ -1,0 +1,3 @@
+using RaftKv.Operator;
+
+return Cli.Run(args, Console.Out, Console.Error);
