@@ -1,0 +1,1 @@
+namespace RaftKv.Storage; internal static class Placeholder { }
