@@ -9,16 +9,39 @@ public sealed class CliTests
 
         Assert.True(code == 0, $"exit {code}, stderr: {stderr}");
         var expected = typeof(Cli).Assembly.GetName().Version!.ToString(3);
-        Assert.StartsWith($"raftkv Version: {expected}{Environment.NewLine}", stdout, StringComparison.Ordinal);
+        Assert.StartsWith($"raftkv Version: {expected}\n", stdout.ReplaceLineEndings("\n"), StringComparison.Ordinal);
         Assert.Contains("Git SHA: ", stdout, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void An_invocation_it_cannot_serve_fails_and_says_why()
+    public void Help_lists_etcds_flags()
     {
-        var (code, stdout, stderr) = Run("--name", "infra0");
+        var (code, stdout, _) = Run("--help");
 
-        Assert.Equal(2, code);
+        Assert.Equal(0, code);
+        foreach (var flag in new[] { "--name", "--data-dir", "--initial-cluster", "--heartbeat-interval", "--election-timeout" })
+        {
+            Assert.Contains(flag, stdout, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void A_bad_flag_fails_with_the_reason_and_no_output()
+    {
+        var (code, stdout, stderr) = Run("--heartbeat-interval=300", "--election-timeout=1000");
+
+        Assert.Equal(Cli.ConfigError, code);
+        Assert.Equal("", stdout);
+        Assert.Equal("raftkv: --election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]\n", stderr.ReplaceLineEndings("\n"));
+    }
+
+    [Fact]
+    public void A_valid_configuration_still_fails_while_this_build_cannot_serve()
+    {
+        var (code, stdout, stderr) = Run("--name", "infra0", "--initial-cluster", "infra0=http://127.0.0.1:2380",
+            "--initial-advertise-peer-urls", "http://127.0.0.1:2380");
+
+        Assert.Equal(Cli.ConfigError, code);
         Assert.Equal("", stdout);
         Assert.Contains("cannot serve yet", stderr, StringComparison.Ordinal);
     }
@@ -27,7 +50,7 @@ public sealed class CliTests
     {
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
-        var code = Cli.Run(args, stdout, stderr);
+        var code = Cli.Run(args, new Dictionary<string, string>(), stdout, stderr);
         return (code, stdout.ToString(), stderr.ToString());
     }
 }

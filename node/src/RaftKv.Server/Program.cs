@@ -1,3 +1,3 @@
 using RaftKv.Server;
 
-return Cli.Run(args, Console.Out, Console.Error);
+return Cli.Run(args, Cli.ProcessEnvironment(), Console.Out, Console.Error);

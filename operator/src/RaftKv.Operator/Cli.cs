@@ -12,7 +12,7 @@ internal static class Cli
     {
         if (args.Count == 1 && args[0] is "--version" or "-version")
         {
-            stdout.WriteLine(BuildInfo.Describe(ProgramName));
+            stdout.WriteLine(BuildInfo.Describe(ProgramName, typeof(Cli).Assembly));
             return 0;
         }
 

@@ -1,0 +1,84 @@
+namespace RaftKv.Server.Configuration;
+
+/// <summary>Whether this member starts a new cluster or joins one that already runs.</summary>
+internal enum InitialClusterState
+{
+    New,
+    Existing,
+}
+
+/// <summary>How old revisions are compacted automatically (etcd's <c>--auto-compaction-mode</c>).</summary>
+internal enum AutoCompactionMode
+{
+    Periodic,
+    Revision,
+}
+
+/// <summary>
+/// Everything a member is started with, after flags and <c>ETCD_*</c> environment variables were read
+/// and validated. Field names and defaults are etcd's, so an etcd command line means the same here.
+/// </summary>
+internal sealed record MemberConfig
+{
+    public const int DefaultHeartbeatMs = 100;
+    public const int DefaultElectionMs = 1000;
+
+    /// <summary>etcd refuses election timeouts above this.</summary>
+    public const int MaxElectionMs = 50_000;
+
+    /// <summary>1.5 MiB, etcd's default largest request.</summary>
+    public const int DefaultMaxRequestBytes = 1_572_864;
+
+    public const int DefaultMaxTxnOps = 128;
+
+    /// <summary>2 GiB, etcd's backend quota when <c>--quota-backend-bytes</c> is 0.</summary>
+    public const long DefaultQuotaBackendBytes = 2L * 1024 * 1024 * 1024;
+
+    public string Name { get; init; } = "default";
+    public string DataDir { get; init; } = "default.etcd";
+    public string? WalDir { get; init; }
+    public IReadOnlyList<Uri> ListenClientUrls { get; init; } = [new("http://localhost:2379")];
+    public IReadOnlyList<Uri> AdvertiseClientUrls { get; init; } = [new("http://localhost:2379")];
+    public IReadOnlyList<Uri> ListenPeerUrls { get; init; } = [new("http://localhost:2380")];
+    public IReadOnlyList<Uri> InitialAdvertisePeerUrls { get; init; } = [new("http://localhost:2380")];
+    public IReadOnlyList<Uri> ListenMetricsUrls { get; init; } = [];
+
+    /// <summary>Member name → peer URLs of the cluster being bootstrapped, in the order given.</summary>
+    public IReadOnlyList<InitialMember> InitialCluster { get; init; } = [new("default", [new("http://localhost:2380")])];
+
+    public InitialClusterState InitialClusterState { get; init; } = InitialClusterState.New;
+    public string InitialClusterToken { get; init; } = "etcd-cluster";
+    public int HeartbeatIntervalMs { get; init; } = DefaultHeartbeatMs;
+    public int ElectionTimeoutMs { get; init; } = DefaultElectionMs;
+    public ulong SnapshotCount { get; init; } = 100_000;
+
+    /// <summary>As given; 0 means <see cref="DefaultQuotaBackendBytes"/>, see <see cref="EffectiveQuotaBackendBytes"/>.</summary>
+    public long QuotaBackendBytes { get; init; }
+
+    public AutoCompactionMode AutoCompactionMode { get; init; } = AutoCompactionMode.Periodic;
+
+    /// <summary>As given: hours or a duration for periodic mode, a revision count for revision mode; "0" is off.</summary>
+    public string AutoCompactionRetention { get; init; } = "0";
+
+    public int MaxRequestBytes { get; init; } = DefaultMaxRequestBytes;
+    public int MaxTxnOps { get; init; } = DefaultMaxTxnOps;
+
+    /// <summary>How many snapshot files to keep (0: unlimited).</summary>
+    public uint MaxSnapshots { get; init; } = 5;
+
+    /// <summary>How many WAL segment files to keep beyond what recovery needs (0: unlimited).</summary>
+    public uint MaxWals { get; init; } = 5;
+
+    /// <summary>debug, info, warn or error.</summary>
+    public string LogLevel { get; init; } = "info";
+
+    public long EffectiveQuotaBackendBytes => QuotaBackendBytes == 0 ? DefaultQuotaBackendBytes : QuotaBackendBytes;
+
+    /// <summary>The WAL directory: <c>--wal-dir</c> when given, else <c>DATA_DIR/member/wal</c> as etcd lays it out.</summary>
+    public string EffectiveWalDir => WalDir ?? Path.Combine(DataDir, "member", "wal");
+
+    public string SnapDir => Path.Combine(DataDir, "member", "snap");
+}
+
+/// <summary>One entry of <c>--initial-cluster</c>: a member name and the peer URLs it advertises.</summary>
+internal sealed record InitialMember(string Name, IReadOnlyList<Uri> PeerUrls);

@@ -1,0 +1,326 @@
+using System.Globalization;
+
+namespace RaftKv.Server.Configuration;
+
+/// <summary>
+/// Reads etcd's flags (<c>--name=x</c>, <c>--name x</c>, <c>-name x</c>) and their <c>ETCD_*</c> environment
+/// variables into a validated <see cref="MemberConfig"/>. Rules follow etcd 3.4: a flag and its environment
+/// variable both set is an error; an unknown flag is an error; values are checked as etcd checks them.
+/// </summary>
+internal static class MemberConfigParser
+{
+    private delegate MemberConfig Apply(MemberConfig config, string value);
+
+    private sealed record Flag(string Name, string Help, Apply Set, bool IsBool = false);
+
+    private static readonly Flag[] Flags =
+    [
+        new("name", "Human-readable name for this member.", (c, v) => c with { Name = v }),
+        new("data-dir", "Path to the data directory (default: ${name}.etcd).", (c, v) => c with { DataDir = v }),
+        new("wal-dir", "Path to a dedicated WAL directory (default: DATA_DIR/member/wal).", (c, v) => c with { WalDir = v }),
+        new("listen-client-urls", "URLs to listen on for client traffic.", (c, v) => c with { ListenClientUrls = Urls("listen-client-urls", v) }),
+        new("advertise-client-urls", "Client URLs of this member, as advertised to the rest of the cluster.", (c, v) => c with { AdvertiseClientUrls = Urls("advertise-client-urls", v) }),
+        new("listen-peer-urls", "URLs to listen on for peer traffic.", (c, v) => c with { ListenPeerUrls = Urls("listen-peer-urls", v) }),
+        new("initial-advertise-peer-urls", "Peer URLs of this member, as advertised to the rest of the cluster.", (c, v) => c with { InitialAdvertisePeerUrls = Urls("initial-advertise-peer-urls", v) }),
+        new("listen-metrics-urls", "Extra URLs to serve /metrics and /health on.", (c, v) => c with { ListenMetricsUrls = Urls("listen-metrics-urls", v) }),
+        new("initial-cluster", "Initial cluster configuration for bootstrapping: name=peerURL,...", (c, v) => c with { InitialCluster = ParseInitialCluster(v) }),
+        new("initial-cluster-state", "Initial cluster state ('new' or 'existing').", (c, v) => c with { InitialClusterState = ParseClusterState(v) }),
+        new("initial-cluster-token", "Initial cluster token for the cluster during bootstrap.", (c, v) => c with { InitialClusterToken = v }),
+        new("heartbeat-interval", "Time (in milliseconds) of a heartbeat interval.", (c, v) => c with { HeartbeatIntervalMs = Int32("heartbeat-interval", v) }),
+        new("election-timeout", "Time (in milliseconds) for an election to timeout.", (c, v) => c with { ElectionTimeoutMs = Int32("election-timeout", v) }),
+        new("snapshot-count", "Number of committed transactions to trigger a snapshot to disk.", (c, v) => c with { SnapshotCount = UInt64("snapshot-count", v) }),
+        new("quota-backend-bytes", "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).", (c, v) => c with { QuotaBackendBytes = Int64("quota-backend-bytes", v) }),
+        new("auto-compaction-mode", "Interpret 'auto-compaction-retention' as 'periodic' (duration) or 'revision' (count).", (c, v) => c with { AutoCompactionMode = ParseCompactionMode(v) }),
+        new("auto-compaction-retention", "Auto compaction retention (0 means off): hours or a duration like 30m for periodic, a count for revision.", (c, v) => c with { AutoCompactionRetention = v }),
+        new("max-request-bytes", "Maximum client request size in bytes the server will accept.", (c, v) => c with { MaxRequestBytes = Int32("max-request-bytes", v) }),
+        new("max-txn-ops", "Maximum number of operations permitted in a transaction.", (c, v) => c with { MaxTxnOps = Int32("max-txn-ops", v) }),
+        new("max-snapshots", "Maximum number of snapshot files to retain (0 is unlimited).", (c, v) => c with { MaxSnapshots = UInt32("max-snapshots", v) }),
+        new("max-wals", "Maximum number of wal files to retain (0 is unlimited).", (c, v) => c with { MaxWals = UInt32("max-wals", v) }),
+        new("log-level", "Log level: debug, info, warn or error.", (c, v) => c with { LogLevel = ParseLogLevel(v) }),
+        new("logger", "Logger to use; only 'zap' (structured) is accepted, as in etcd 3.5.", (c, v) => v == "zap" ? c : throw Invalid("logger", v, "only 'zap' is supported")),
+    ];
+
+    /// <summary>etcd flags this build recognises but cannot honour yet; naming them fails with a clear message.</summary>
+    private static readonly string[] Unsupported =
+    [
+        "cert-file", "key-file", "client-cert-auth", "trusted-ca-file", "auto-tls",
+        "peer-cert-file", "peer-key-file", "peer-client-cert-auth", "peer-trusted-ca-file", "peer-auto-tls",
+        "discovery", "discovery-srv", "discovery-proxy", "proxy", "enable-v2", "auth-token",
+    ];
+
+    public static string Usage()
+    {
+        var lines = Flags.Select(f => $"  --{f.Name}\n      {f.Help}");
+        return string.Join('\n', lines);
+    }
+
+    /// <summary>Parses arguments and environment into a validated configuration, or throws <see cref="ConfigException"/>.</summary>
+    public static MemberConfig Parse(IReadOnlyList<string> args, IReadOnlyDictionary<string, string> environment)
+    {
+        var byName = Flags.ToDictionary(f => f.Name, StringComparer.Ordinal);
+        var fromCommandLine = new List<(Flag Flag, string Value)>();
+        for (var i = 0; i < args.Count; i++)
+        {
+            var arg = args[i];
+            if (!arg.StartsWith('-') || arg == "-" || arg == "--")
+            {
+                throw new ConfigException($"'{arg}' is not a flag; raftkv takes only flags (see 'raftkv --help')");
+            }
+
+            var body = arg.TrimStart('-');
+            var equals = body.IndexOf('=', StringComparison.Ordinal);
+            var name = equals < 0 ? body : body[..equals];
+            if (Array.IndexOf(Unsupported, name) >= 0)
+            {
+                throw new ConfigException($"--{name} is an etcd flag that raftkv does not support yet; remove it (TLS, discovery, v2 and auth are not implemented)");
+            }
+
+            if (!byName.TryGetValue(name, out var flag))
+            {
+                throw new ConfigException($"flag provided but not defined: -{name} (see 'raftkv --help')");
+            }
+
+            string value;
+            if (equals >= 0)
+            {
+                value = body[(equals + 1)..];
+            }
+            else if (flag.IsBool)
+            {
+                value = "true";
+            }
+            else if (i + 1 < args.Count)
+            {
+                value = args[++i];
+            }
+            else
+            {
+                throw new ConfigException($"flag needs an argument: -{name}");
+            }
+
+            fromCommandLine.Add((flag, value));
+        }
+
+        var config = new MemberConfig();
+        var setOnCommandLine = new HashSet<string>(fromCommandLine.Select(f => f.Flag.Name), StringComparer.Ordinal);
+        foreach (var flag in Flags)
+        {
+            var variable = EnvironmentName(flag.Name);
+            if (!environment.TryGetValue(variable, out var value))
+            {
+                continue;
+            }
+
+            if (setOnCommandLine.Contains(flag.Name))
+            {
+                throw new ConfigException(
+                    $"conflicting environment variable \"{variable}\" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)");
+            }
+
+            config = flag.Set(config, value);
+        }
+
+        foreach (var (flag, value) in fromCommandLine)
+        {
+            config = flag.Set(config, value);
+        }
+
+        var explicitlySet = new HashSet<string>(setOnCommandLine, StringComparer.Ordinal);
+        explicitlySet.UnionWith(Flags.Where(f => environment.ContainsKey(EnvironmentName(f.Name))).Select(f => f.Name));
+        return Complete(config, explicitlySet);
+    }
+
+    /// <summary>The environment variable etcd reads for a flag: <c>initial-cluster</c> → <c>ETCD_INITIAL_CLUSTER</c>.</summary>
+    public static string EnvironmentName(string flag) => "ETCD_" + flag.Replace('-', '_').ToUpperInvariant();
+
+    /// <summary>Fills defaults that depend on other flags, as etcd does, then validates the whole.</summary>
+    private static MemberConfig Complete(MemberConfig config, HashSet<string> explicitlySet)
+    {
+        if (!explicitlySet.Contains("data-dir"))
+        {
+            config = config with { DataDir = $"{config.Name}.etcd" };
+        }
+
+        if (!explicitlySet.Contains("initial-cluster"))
+        {
+            config = config with { InitialCluster = [new InitialMember(config.Name, config.InitialAdvertisePeerUrls)] };
+        }
+
+        Validate(config);
+        return config;
+    }
+
+    private static void Validate(MemberConfig config)
+    {
+        if (config.Name.Length == 0)
+        {
+            throw new ConfigException("--name must not be empty");
+        }
+
+        if (config.HeartbeatIntervalMs <= 0)
+        {
+            throw new ConfigException($"--heartbeat-interval[{config.HeartbeatIntervalMs}ms] must be positive");
+        }
+
+        if (5L * config.HeartbeatIntervalMs > config.ElectionTimeoutMs)
+        {
+            throw new ConfigException(
+                $"--election-timeout[{config.ElectionTimeoutMs}ms] should be at least as 5 times as --heartbeat-interval[{config.HeartbeatIntervalMs}ms]");
+        }
+
+        if (config.ElectionTimeoutMs > MemberConfig.MaxElectionMs)
+        {
+            throw new ConfigException(
+                $"--election-timeout[{config.ElectionTimeoutMs}ms] is too long, and should be set less than {MemberConfig.MaxElectionMs}ms");
+        }
+
+        if (config.QuotaBackendBytes < 0)
+        {
+            throw new ConfigException($"--quota-backend-bytes[{config.QuotaBackendBytes}] must not be negative");
+        }
+
+        if (config.MaxRequestBytes <= 0 || config.MaxTxnOps <= 0)
+        {
+            throw new ConfigException("--max-request-bytes and --max-txn-ops must be positive");
+        }
+
+        if (config.SnapshotCount == 0)
+        {
+            throw new ConfigException("--snapshot-count must be positive");
+        }
+
+        ValidateCompactionRetention(config);
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var member in config.InitialCluster)
+        {
+            if (!names.Add(member.Name))
+            {
+                throw new ConfigException($"--initial-cluster names member \"{member.Name}\" twice; each member needs its own name");
+            }
+        }
+
+        var self = config.InitialCluster.FirstOrDefault(m => m.Name == config.Name)
+            ?? throw new ConfigException(
+                $"couldn't find local name \"{config.Name}\" in the initial cluster configuration (add {config.Name}=<peer url> to --initial-cluster)");
+
+        var advertised = config.InitialAdvertisePeerUrls.Select(u => u.ToString()).Order(StringComparer.Ordinal).ToArray();
+        var listed = self.PeerUrls.Select(u => u.ToString()).Order(StringComparer.Ordinal).ToArray();
+        if (!advertised.SequenceEqual(listed, StringComparer.Ordinal))
+        {
+            throw new ConfigException(
+                $"--initial-cluster has {config.Name}={string.Join(',', listed)} but missing from --initial-advertise-peer-urls={string.Join(',', advertised)} (the two must name the same URLs)");
+        }
+    }
+
+    private static void ValidateCompactionRetention(MemberConfig config)
+    {
+        var retention = config.AutoCompactionRetention;
+        var valid = config.AutoCompactionMode switch
+        {
+            AutoCompactionMode.Revision => long.TryParse(retention, NumberStyles.None, CultureInfo.InvariantCulture, out _),
+            _ => long.TryParse(retention, NumberStyles.None, CultureInfo.InvariantCulture, out _) || GoDuration.TryParse(retention, out _),
+        };
+        if (!valid)
+        {
+            throw new ConfigException(
+                $"invalid auto compaction retention \"{retention}\" for mode {config.AutoCompactionMode.ToString().ToLowerInvariant()}: use hours (\"1\") or a duration (\"30m\") for periodic, a revision count (\"1000\") for revision");
+        }
+    }
+
+    private static InitialMember[] ParseInitialCluster(string value)
+    {
+        // name=url,name=url; one name may appear with several URLs, which are then grouped.
+        var members = new List<(string Name, List<Uri> Urls)>();
+        foreach (var part in value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var equals = part.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0)
+            {
+                throw Invalid("initial-cluster", value, $"\"{part}\" is not name=peerURL");
+            }
+
+            var name = part[..equals];
+            var url = ParseUrl("initial-cluster", part[(equals + 1)..]);
+            var existing = members.FindIndex(m => m.Name == name);
+            if (existing < 0)
+            {
+                members.Add((name, [url]));
+            }
+            else
+            {
+                members[existing].Urls.Add(url);
+            }
+        }
+
+        if (members.Count == 0)
+        {
+            throw Invalid("initial-cluster", value, "it lists no member");
+        }
+
+        return members.Select(m => new InitialMember(m.Name, m.Urls)).ToArray();
+    }
+
+    private static InitialClusterState ParseClusterState(string value) => value switch
+    {
+        "new" => InitialClusterState.New,
+        "existing" => InitialClusterState.Existing,
+        _ => throw Invalid("initial-cluster-state", value, "valid values are 'new' and 'existing'"),
+    };
+
+    private static AutoCompactionMode ParseCompactionMode(string value) => value switch
+    {
+        "periodic" => AutoCompactionMode.Periodic,
+        "revision" => AutoCompactionMode.Revision,
+        _ => throw Invalid("auto-compaction-mode", value, "valid values are 'periodic' and 'revision'"),
+    };
+
+    private static string ParseLogLevel(string value) => value switch
+    {
+        "debug" or "info" or "warn" or "error" => value,
+        _ => throw Invalid("log-level", value, "valid values are debug, info, warn and error"),
+    };
+
+    private static Uri[] Urls(string flag, string value)
+    {
+        var urls = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(u => ParseUrl(flag, u))
+            .ToArray();
+        return urls.Length > 0 ? urls : throw Invalid(flag, value, "give at least one URL");
+    }
+
+    private static Uri ParseUrl(string flag, string text)
+    {
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+        {
+            throw Invalid(flag, text, "expected a URL like http://127.0.0.1:2379");
+        }
+
+        if (url.Scheme == "https")
+        {
+            throw Invalid(flag, text, "TLS is not supported yet; use http://");
+        }
+
+        if (url.Scheme == "http" && (url.IsDefaultPort || url.AbsolutePath != "/"))
+        {
+            throw Invalid(flag, text, "a URL needs a host and a port and no path, like http://127.0.0.1:2379");
+        }
+
+        return url;
+    }
+
+    private static int Int32(string flag, string value) =>
+        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw Invalid(flag, value, "expected a whole number");
+
+    private static long Int64(string flag, string value) =>
+        long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw Invalid(flag, value, "expected a whole number");
+
+    private static ulong UInt64(string flag, string value) =>
+        ulong.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : throw Invalid(flag, value, "expected a whole number, 0 or more");
+
+    private static uint UInt32(string flag, string value) =>
+        uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : throw Invalid(flag, value, "expected a whole number, 0 or more");
+
+    private static ConfigException Invalid(string flag, string value, string why) =>
+        new($"invalid value \"{value}\" for flag -{flag}: {why}");
+}

@@ -1,0 +1,129 @@
+using RaftKv.Server.Configuration;
+
+namespace RaftKv.Server.Tests.Configuration;
+
+public sealed class MemberConfigParserTests
+{
+    private static readonly Dictionary<string, string> NoEnvironment = [];
+
+    [Fact]
+    public void Defaults_are_etcds()
+    {
+        var config = MemberConfigParser.Parse([], NoEnvironment);
+
+        Assert.Equal("default", config.Name);
+        Assert.Equal("default.etcd", config.DataDir);
+        Assert.Equal(Path.Combine("default.etcd", "member", "wal"), config.EffectiveWalDir);
+        Assert.Equal(100, config.HeartbeatIntervalMs);
+        Assert.Equal(1000, config.ElectionTimeoutMs);
+        Assert.Equal(100_000UL, config.SnapshotCount);
+        Assert.Equal(1_572_864, config.MaxRequestBytes);
+        Assert.Equal(128, config.MaxTxnOps);
+        Assert.Equal(2L * 1024 * 1024 * 1024, config.EffectiveQuotaBackendBytes);
+        Assert.Equal("etcd-cluster", config.InitialClusterToken);
+        Assert.Equal(InitialClusterState.New, config.InitialClusterState);
+        var only = Assert.Single(config.InitialCluster);
+        Assert.Equal("default", only.Name);
+        Assert.Equal("http://localhost:2380/", only.PeerUrls.Single().ToString());
+    }
+
+    [Fact]
+    public void The_command_line_of_etcds_three_member_example_is_understood()
+    {
+        string[] args =
+        [
+            "--name", "infra1", "--initial-advertise-peer-urls", "http://127.0.0.1:12380",
+            "--listen-peer-urls", "http://127.0.0.1:12380",
+            "--listen-client-urls", "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",
+            "--initial-cluster-token", "etcd-cluster-1",
+            "--initial-cluster", "infra1=http://127.0.0.1:12380,infra2=http://127.0.0.1:22380,infra3=http://127.0.0.1:32380",
+            "--initial-cluster-state", "new",
+        ];
+
+        var config = MemberConfigParser.Parse(args, NoEnvironment);
+
+        Assert.Equal("infra1", config.Name);
+        Assert.Equal("infra1.etcd", config.DataDir);
+        Assert.Equal("etcd-cluster-1", config.InitialClusterToken);
+        Assert.Equal(["infra1", "infra2", "infra3"], config.InitialCluster.Select(m => m.Name));
+        Assert.Equal(32380, config.InitialCluster[2].PeerUrls[0].Port);
+    }
+
+    [Theory]
+    [InlineData("--name=a", "a")]
+    [InlineData("-name=a", "a")]
+    [InlineData("--name a", "a")]
+    [InlineData("-name a", "a")]
+    public void Flags_take_gos_spellings(string commandLine, string expectedName)
+    {
+        var args = commandLine.Split(' ').Concat(["--initial-cluster", $"{expectedName}=http://localhost:2380"]).ToArray();
+
+        Assert.Equal(expectedName, MemberConfigParser.Parse(args, NoEnvironment).Name);
+    }
+
+    [Fact]
+    public void Environment_variables_set_flags()
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["ETCD_NAME"] = "env-member",
+            ["ETCD_INITIAL_CLUSTER"] = "env-member=http://localhost:2380",
+            ["ETCD_HEARTBEAT_INTERVAL"] = "50",
+            ["ETCD_ELECTION_TIMEOUT"] = "500",
+            ["ETCD_QUOTA_BACKEND_BYTES"] = "1048576",
+        };
+
+        var config = MemberConfigParser.Parse([], environment);
+
+        Assert.Equal("env-member", config.Name);
+        Assert.Equal(50, config.HeartbeatIntervalMs);
+        Assert.Equal(500, config.ElectionTimeoutMs);
+        Assert.Equal(1_048_576, config.EffectiveQuotaBackendBytes);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--heartbeat-interval=300" }, "--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]")]
+    [InlineData(new[] { "--heartbeat-interval=1000", "--election-timeout=60000" }, "--election-timeout[60000ms] is too long, and should be set less than 50000ms")]
+    [InlineData(new[] { "--bogus=1" }, "flag provided but not defined: -bogus")]
+    [InlineData(new[] { "--name" }, "flag needs an argument: -name")]
+    [InlineData(new[] { "--initial-cluster-state=old" }, "invalid value \"old\" for flag -initial-cluster-state: valid values are 'new' and 'existing'")]
+    [InlineData(new[] { "--heartbeat-interval=fast" }, "invalid value \"fast\" for flag -heartbeat-interval: expected a whole number")]
+    [InlineData(new[] { "--listen-client-urls=localhost:2379" }, "invalid value \"localhost:2379\" for flag -listen-client-urls")]
+    [InlineData(new[] { "--listen-client-urls=https://127.0.0.1:2379" }, "TLS is not supported yet")]
+    [InlineData(new[] { "--cert-file=/x.pem" }, "--cert-file is an etcd flag that raftkv does not support yet")]
+    [InlineData(new[] { "--name=a", "--initial-cluster=b=http://localhost:2380" }, "couldn't find local name \"a\" in the initial cluster configuration")]
+    [InlineData(new[] { "--initial-cluster=default=http://127.0.0.1:9999" }, "--initial-cluster has default=http://127.0.0.1:9999/ but missing from --initial-advertise-peer-urls=http://localhost:2380/")]
+    [InlineData(new[] { "--initial-cluster=default=http://localhost:2380,default2", }, "\"default2\" is not name=peerURL")]
+    [InlineData(new[] { "--auto-compaction-mode=revision", "--auto-compaction-retention=1h" }, "invalid auto compaction retention \"1h\" for mode revision")]
+    [InlineData(new[] { "positional" }, "'positional' is not a flag")]
+    public void Bad_input_is_refused_with_a_message_that_says_what_to_change(string[] args, string expected)
+    {
+        var error = Assert.Throws<ConfigException>(() => MemberConfigParser.Parse(args, NoEnvironment));
+
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_flag_and_its_environment_variable_together_are_refused_as_etcd_does()
+    {
+        var environment = new Dictionary<string, string> { ["ETCD_NAME"] = "from-env" };
+
+        var error = Assert.Throws<ConfigException>(() => MemberConfigParser.Parse(["--name=from-flag"], environment));
+
+        Assert.Equal(
+            "conflicting environment variable \"ETCD_NAME\" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)",
+            error.Message);
+    }
+
+    [Theory]
+    [InlineData("periodic", "1")]
+    [InlineData("periodic", "30m")]
+    [InlineData("periodic", "1h30m")]
+    [InlineData("revision", "1000")]
+    public void Compaction_retention_accepts_what_etcd_accepts(string mode, string retention)
+    {
+        var config = MemberConfigParser.Parse([$"--auto-compaction-mode={mode}", $"--auto-compaction-retention={retention}"], NoEnvironment);
+
+        Assert.Equal(retention, config.AutoCompactionRetention);
+    }
+}
