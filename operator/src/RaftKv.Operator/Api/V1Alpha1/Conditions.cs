@@ -1,0 +1,33 @@
+namespace RaftKv.Operator.Api.V1Alpha1;
+
+/// <summary>The condition types of a RaftCluster's status.</summary>
+internal static class ConditionTypes
+{
+    /// <summary>True when a leader and a quorum of voters serve requests.</summary>
+    public const string Available = "Available";
+
+    /// <summary>True while the operator is changing the cluster (bootstrap, scaling, rolling update).</summary>
+    public const string Progressing = "Progressing";
+
+    /// <summary>True when something needs attention; the reason says what.</summary>
+    public const string Degraded = "Degraded";
+}
+
+/// <summary>Condition reasons (CamelCase, as Kubernetes API conventions require).</summary>
+internal static class ConditionReasons
+{
+    public const string QuorumAvailable = "QuorumAvailable";
+    public const string NoLeader = "NoLeader";
+    public const string QuorumLost = "QuorumLost";
+    public const string NotBootstrapped = "NotBootstrapped";
+    public const string Bootstrapping = "Bootstrapping";
+    public const string ScalingUp = "ScalingUp";
+    public const string ScalingDown = "ScalingDown";
+    public const string RollingUpdate = "RollingUpdate";
+    public const string ReplacingMember = "ReplacingMember";
+    public const string Reconciled = "Reconciled";
+    public const string AsExpected = "AsExpected";
+    public const string SlowDisk = "SlowDisk";
+    public const string MembersNotReady = "MembersNotReady";
+    public const string InvalidSpec = "InvalidSpec";
+}

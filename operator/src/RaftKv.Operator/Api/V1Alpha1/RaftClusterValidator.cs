@@ -1,0 +1,146 @@
+using k8s.Models;
+
+namespace RaftKv.Operator.Api.V1Alpha1;
+
+/// <summary>One problem with a RaftCluster: the field's path and a message that says what to do.</summary>
+internal sealed record ValidationError(string Field, string Message)
+{
+    public override string ToString() => $"{Field}: {Message}";
+}
+
+/// <summary>
+/// The CRD's rules again, in code: the operator checks every spec it acts on, so a cluster whose API
+/// server skipped a rule (an older CRD, a server without CEL) never gets an even member count or a
+/// timing Raft cannot live with. The messages are the CEL rules' messages.
+/// </summary>
+internal static class RaftClusterValidator
+{
+    public const int MinReplicas = 1;
+    public const int MaxReplicas = 9;
+    public static readonly TimeSpan MaxElectionTimeout = TimeSpan.FromSeconds(50);
+    public const int MinElectionToHeartbeatRatio = 5;
+
+    /// <summary>Checks a spec on its own (creation, or any spec the operator is about to act on).</summary>
+    public static IReadOnlyList<ValidationError> Validate(RaftClusterSpec spec)
+    {
+        var errors = new List<ValidationError>();
+        if (spec.Replicas is < MinReplicas or > MaxReplicas || spec.Replicas % 2 == 0)
+        {
+            errors.Add(new("spec.replicas", $"{RaftClusterSpec.ReplicasRuleMessage} (got {spec.Replicas})"));
+        }
+
+        if (spec.Image is { } image && string.IsNullOrWhiteSpace(image))
+        {
+            errors.Add(new("spec.image", "image must not be blank: remove the field to use the version's image"));
+        }
+
+        ValidateStorage(spec.Storage, errors);
+        ValidateTuning(spec.Tuning, errors);
+
+        if (string.IsNullOrWhiteSpace(spec.Affinity.TopologyKey))
+        {
+            errors.Add(new("spec.affinity.topologyKey", "topologyKey must name a node label, e.g. kubernetes.io/hostname"));
+        }
+
+        return errors;
+    }
+
+    /// <summary>Checks a change: everything <see cref="Validate"/> checks, plus the immutable fields.</summary>
+    public static IReadOnlyList<ValidationError> ValidateUpdate(RaftClusterSpec oldSpec, RaftClusterSpec newSpec)
+    {
+        var errors = new List<ValidationError>(Validate(newSpec));
+        if (!string.Equals(oldSpec.Storage.StorageClassName, newSpec.Storage.StorageClassName, StringComparison.Ordinal))
+        {
+            errors.Add(new("spec.storage.storageClassName", "storageClassName " + RaftClusterStorage.ImmutableRuleMessage));
+        }
+
+        if (!string.Equals(oldSpec.Storage.Size, newSpec.Storage.Size, StringComparison.Ordinal))
+        {
+            errors.Add(new("spec.storage.size", "size " + RaftClusterStorage.ImmutableRuleMessage));
+        }
+
+        return errors;
+    }
+
+    private static void ValidateStorage(RaftClusterStorage storage, List<ValidationError> errors)
+    {
+        var sizeOk = System.Text.RegularExpressions.Regex.IsMatch(storage.Size ?? "", RaftClusterStorage.QuantityPattern);
+        if (sizeOk)
+        {
+            try
+            {
+                sizeOk = new ResourceQuantity(storage.Size).ToDecimal() > 0;
+            }
+            catch (FormatException)
+            {
+                sizeOk = false;
+            }
+        }
+
+        if (!sizeOk)
+        {
+            errors.Add(new("spec.storage.size", $"size must be a positive quantity such as 10Gi (got \"{storage.Size}\")"));
+        }
+    }
+
+    private static void ValidateTuning(RaftClusterTuning tuning, List<ValidationError> errors)
+    {
+        TimeSpan? heartbeat = null, election = null;
+        if (tuning.HeartbeatInterval is { } heartbeatText)
+        {
+            if (KubeDuration.TryParse(heartbeatText, out var value, out var error))
+            {
+                heartbeat = value;
+            }
+            else
+            {
+                errors.Add(new("spec.tuning.heartbeatInterval", error));
+            }
+        }
+
+        if (tuning.ElectionTimeout is { } electionText)
+        {
+            if (KubeDuration.TryParse(electionText, out var value, out var error))
+            {
+                election = value;
+            }
+            else
+            {
+                errors.Add(new("spec.tuning.electionTimeout", error));
+            }
+        }
+
+        if (tuning.Mode != TuningMode.Manual)
+        {
+            return;
+        }
+
+        if (tuning.HeartbeatInterval is null || tuning.ElectionTimeout is null)
+        {
+            errors.Add(new("spec.tuning", "Manual tuning needs both heartbeatInterval and electionTimeout, e.g. heartbeatInterval: 100ms, electionTimeout: 1s"));
+            return;
+        }
+
+        if (heartbeat is { } h && h < TimeSpan.FromMilliseconds(1))
+        {
+            errors.Add(new("spec.tuning.heartbeatInterval", "heartbeatInterval must be at least 1ms"));
+        }
+
+        if (heartbeat is { } hb && election is { } e)
+        {
+            // Whole milliseconds, as the CEL rule compares them (getMilliseconds truncates).
+            if ((long)e.TotalMilliseconds < MinElectionToHeartbeatRatio * (long)hb.TotalMilliseconds)
+            {
+                errors.Add(new("spec.tuning.electionTimeout",
+                    "electionTimeout must be at least 5 times heartbeatInterval: followers must miss several heartbeats before starting an election"
+                    + $" (got {tuning.ElectionTimeout} with heartbeatInterval {tuning.HeartbeatInterval}; use at least {KubeDuration.Format(hb * MinElectionToHeartbeatRatio)})"));
+            }
+
+            if (e > MaxElectionTimeout)
+            {
+                errors.Add(new("spec.tuning.electionTimeout",
+                    $"electionTimeout must be at most 50s: a longer timeout leaves the cluster without a leader for too long after a failure (got {tuning.ElectionTimeout})"));
+            }
+        }
+    }
+}
