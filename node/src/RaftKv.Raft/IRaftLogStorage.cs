@@ -1,6 +1,10 @@
 namespace RaftKv.Raft;
 
-/// <summary>What storage knows at start: the last persisted hard state and the membership as of the last snapshot/applied config.</summary>
+/// <summary>
+/// What storage knows at start: the last persisted hard state, and the membership as of <see cref="RaftConfig.Applied"/>
+/// (the last snapshot's ConfState when Applied is the snapshot index or 0; otherwise the ConfState the host saved from
+/// <see cref="RaftNode.ApplyConfChange"/> along with its applied index).
+/// </summary>
 public readonly record struct RaftInitialState(HardState HardState, ConfState ConfState);
 
 /// <summary>

@@ -56,7 +56,10 @@ public sealed record Ready
     /// <summary>A snapshot received from the leader, to persist before <see cref="Entries"/> and to apply before <see cref="CommittedEntries"/>.</summary>
     public Snapshot? Snapshot { get; init; }
 
-    /// <summary>Committed entries to apply to the state machine, in index order. They are already persisted locally.</summary>
+    /// <summary>
+    /// Committed entries to apply to the state machine, in index order. They may include entries of this Ready's
+    /// <see cref="Entries"/>: apply only after persisting (step 2), as the order above says.
+    /// </summary>
     public IReadOnlyList<Entry> CommittedEntries { get; init; } = [];
 
     /// <summary>

@@ -1,0 +1,250 @@
+using System.Text;
+
+namespace RaftKv.Raft.Tests;
+
+/// <summary>
+/// A small in-process cluster for the rule tests: nodes over <see cref="MemoryRaftLogStorage"/>, messages delivered
+/// synchronously in FIFO order, with per-link drops, isolation and a message filter. Each node's host loop follows
+/// the documented Ready order: persist, send, apply (conf changes included), advance.
+/// </summary>
+internal sealed class TestNetwork
+{
+    private readonly Queue<Message> _inFlight = new();
+    private readonly HashSet<(ulong From, ulong To)> _cut = [];
+
+    public TestNetwork(int size, Func<ulong, RaftConfig, RaftConfig>? configure = null, bool bootstrap = true)
+    {
+        var ids = Enumerable.Range(1, size).Select(i => (ulong)i).ToArray();
+        foreach (var id in ids)
+        {
+            Add(id, configure);
+            if (bootstrap)
+            {
+                Nodes[id].Bootstrap(ids);
+            }
+        }
+
+        Process();
+    }
+
+    public Dictionary<ulong, RaftNode> Nodes { get; } = [];
+
+    public Dictionary<ulong, MemoryRaftLogStorage> Storage { get; } = [];
+
+    /// <summary>Data of applied normal entries, per node, in apply order.</summary>
+    public Dictionary<ulong, List<string>> Applied { get; } = [];
+
+    public Dictionary<ulong, List<ReadState>> ReadStates { get; } = [];
+
+    /// <summary>Every message the network delivered or dropped, for assertions and failure output.</summary>
+    public List<Message> Trace { get; } = [];
+
+    /// <summary>Return false to drop a message.</summary>
+    public Func<Message, bool>? Filter { get; set; }
+
+    public RaftNode this[ulong id] => Nodes[id];
+
+    public RaftNode Add(ulong id, Func<ulong, RaftConfig, RaftConfig>? configure = null)
+    {
+        var storage = new MemoryRaftLogStorage();
+        Storage[id] = storage;
+        Applied[id] = [];
+        ReadStates[id] = [];
+        var node = new RaftNode(Config(id, storage, configure));
+        Nodes[id] = node;
+        return node;
+    }
+
+    public static RaftConfig Config(ulong id, IRaftLogStorage storage, Func<ulong, RaftConfig, RaftConfig>? configure = null)
+    {
+        var c = new RaftConfig
+        {
+            Id = id,
+            Storage = storage,
+            ElectionTicks = 10,
+            HeartbeatTicks = 1,
+            Random = new Random((int)id * 7919),
+            MaxSizePerMessage = ulong.MaxValue,
+            MaxInflightMessages = 256,
+        };
+        return configure is null ? c : configure(id, c);
+    }
+
+    /// <summary>Restarts a node from its storage (what was persisted survives; nothing else).</summary>
+    public RaftNode Restart(ulong id, Func<ulong, RaftConfig, RaftConfig>? configure = null)
+    {
+        var node = new RaftNode(Config(id, Storage[id], configure));
+        Nodes[id] = node;
+        Applied[id].Clear();
+        return node;
+    }
+
+    public void Cut(ulong a, ulong b)
+    {
+        _cut.Add((a, b));
+        _cut.Add((b, a));
+    }
+
+    public void Isolate(ulong id)
+    {
+        foreach (var other in Nodes.Keys)
+        {
+            if (other != id)
+            {
+                Cut(id, other);
+            }
+        }
+    }
+
+    public void Heal()
+    {
+        _cut.Clear();
+        Filter = null;
+    }
+
+    public ulong Leader()
+    {
+        var leaders = Nodes.Values.Where(n => n.Role == StateRole.Leader).OrderByDescending(n => n.Term).ToList();
+        return leaders.Count == 0 ? 0 : leaders[0].Id;
+    }
+
+    public void Campaign(ulong id)
+    {
+        Nodes[id].Campaign();
+        Process();
+    }
+
+    public void Propose(ulong id, string data)
+    {
+        Nodes[id].Propose(Encoding.UTF8.GetBytes(data));
+        Process();
+    }
+
+    public void Tick(ulong id, int times = 1)
+    {
+        for (var i = 0; i < times; i++)
+        {
+            Nodes[id].Tick();
+            Process();
+        }
+    }
+
+    public void TickAll(int times = 1)
+    {
+        for (var i = 0; i < times; i++)
+        {
+            foreach (var n in Nodes.Values)
+            {
+                n.Tick();
+            }
+
+            Process();
+        }
+    }
+
+    /// <summary>Sends a message as if from the network (to its To node).</summary>
+    public void Send(Message m)
+    {
+        _inFlight.Enqueue(m);
+        Process();
+    }
+
+    /// <summary>Runs Ready handling and message delivery until the cluster is quiet.</summary>
+    public void Process()
+    {
+        for (var round = 0; round < 10_000; round++)
+        {
+            foreach (var (id, node) in Nodes)
+            {
+                while (node.HasReady)
+                {
+                    HandleReady(id, node);
+                }
+            }
+
+            if (_inFlight.Count == 0)
+            {
+                return;
+            }
+
+            var batch = _inFlight.ToArray();
+            _inFlight.Clear();
+            foreach (var m in batch)
+            {
+                Trace.Add(m);
+                if (_cut.Contains((m.From, m.To)) || (Filter is not null && !Filter(m)) || !Nodes.TryGetValue(m.To, out var to))
+                {
+                    continue;
+                }
+
+                to.Step(m);
+            }
+        }
+
+        throw new InvalidOperationException("The test network did not quiesce after 10000 rounds.\n" + string.Join('\n', Trace.TakeLast(40)));
+    }
+
+    private void HandleReady(ulong id, RaftNode node)
+    {
+        var rd = node.GetReady();
+        var storage = Storage[id];
+        foreach (var m in rd.Messages)
+        {
+            _inFlight.Enqueue(m);
+        }
+
+        if (rd.Snapshot is { } snap)
+        {
+            storage.ApplySnapshot(snap);
+        }
+
+        storage.Append(rd.Entries);
+        if (rd.HardState is { } hs)
+        {
+            storage.SetHardState(hs);
+        }
+
+        foreach (var m in rd.MessagesAfterPersist)
+        {
+            _inFlight.Enqueue(m);
+        }
+
+        if (rd.Snapshot is { } s)
+        {
+            Applied[id].Clear();
+            Applied[id].AddRange(Encoding.UTF8.GetString(s.Data.Span).Split('|', StringSplitOptions.RemoveEmptyEntries));
+        }
+
+        foreach (var e in rd.CommittedEntries)
+        {
+            if (e.Type == EntryType.ConfChange)
+            {
+                node.ApplyConfChange(ConfChange.Decode(e.Data));
+            }
+            else if (!e.Data.IsEmpty)
+            {
+                Applied[id].Add(Encoding.UTF8.GetString(e.Data.Span));
+            }
+        }
+
+        ReadStates[id].AddRange(rd.ReadStates);
+        node.Advance(rd);
+    }
+
+    /// <summary>Log of a node as "index/term" pairs from storage (after persist).</summary>
+    public string LogOf(ulong id)
+    {
+        var s = Storage[id];
+        var parts = new List<string>();
+        for (var i = s.FirstIndex(); i <= s.LastIndex(); i++)
+        {
+            parts.Add($"{i}/{s.Term(i)}");
+        }
+
+        return string.Join(' ', parts);
+    }
+
+    public string Describe() =>
+        string.Join('\n', Nodes.Values.Select(n => $"node {n.Id}: {n.Role} term {n.Term} lead {n.Leader} commit {n.Commit} log [{LogOf(n.Id)}]"))
+        + "\nlast messages:\n" + string.Join('\n', Trace.TakeLast(20));
+}
