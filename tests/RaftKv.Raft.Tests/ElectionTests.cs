@@ -154,12 +154,7 @@ public sealed class ElectionTests
     internal static (RaftNode Node, MemoryRaftLogStorage Storage) SingleNode(
         ulong id, ulong[] voters, ulong term = 1, ulong[]? logTerms = null, ulong commit = 0, Func<ulong, RaftConfig, RaftConfig>? configure = null)
     {
-        var storage = new MemoryRaftLogStorage();
-        storage.ApplySnapshot(new Snapshot(new SnapshotMetadata(1, 1, new ConfState(voters)), default));
-        logTerms ??= [1, 1];
-        // Index 1 is covered by the snapshot; entries 2.. carry the given terms.
-        storage.Append([.. logTerms.Skip(1).Select((t, i) => Entry.Normal((ulong)i + 2, t, default))]);
-        storage.SetHardState(new HardState(term, 0, Math.Max(commit, 1)));
+        var storage = TestNetwork.MakeStorage(voters, logTerms ?? [1, 1], term, commit);
         var node = new RaftNode(TestNetwork.Config(id, storage, configure));
         Drain(node);
         return (node, storage);

@@ -27,6 +27,33 @@ internal sealed class TestNetwork
         Process();
     }
 
+    /// <summary>A cluster over prepared storages (see <see cref="MakeStorage"/>); no bootstrap.</summary>
+    public TestNetwork(IReadOnlyDictionary<ulong, MemoryRaftLogStorage> storages, Func<ulong, RaftConfig, RaftConfig>? configure = null)
+    {
+        foreach (var (id, storage) in storages.OrderBy(kv => kv.Key))
+        {
+            Storage[id] = storage;
+            Applied[id] = [];
+            ReadStates[id] = [];
+            Nodes[id] = new RaftNode(Config(id, storage, configure));
+        }
+
+        Process();
+    }
+
+    /// <summary>
+    /// Storage holding a snapshot at index 1 (term 1, membership <paramref name="voters"/>) followed by entries 2..n whose
+    /// terms are <paramref name="logTerms"/>[1..] (logTerms[0] is the term of index 1, always 1).
+    /// </summary>
+    public static MemoryRaftLogStorage MakeStorage(ulong[] voters, ulong[] logTerms, ulong term, ulong commit = 1, ulong[]? learners = null)
+    {
+        var storage = new MemoryRaftLogStorage();
+        storage.ApplySnapshot(new Snapshot(new SnapshotMetadata(1, 1, new ConfState(voters, learners)), default));
+        storage.Append([.. logTerms.Skip(1).Select((t, i) => Entry.Normal((ulong)i + 2, t, default))]);
+        storage.SetHardState(new HardState(term, 0, Math.Max(commit, 1)));
+        return storage;
+    }
+
     public Dictionary<ulong, RaftNode> Nodes { get; } = [];
 
     public Dictionary<ulong, MemoryRaftLogStorage> Storage { get; } = [];

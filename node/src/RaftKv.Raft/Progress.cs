@@ -47,6 +47,15 @@ internal sealed class Inflights(int capacity, ulong maxBytes)
         }
     }
 
+    /// <summary>Frees the oldest message: lets a full window make progress when acknowledgements were lost.</summary>
+    public void FreeFirstOne()
+    {
+        if (Count > 0)
+        {
+            FreeLE(_index[_start]);
+        }
+    }
+
     public void Reset()
     {
         Count = 0;

@@ -990,6 +990,12 @@ internal sealed class RaftCore
     {
         pr.RecentActive = true;
         pr.ProbeSent = false;
+        if (pr.State == ProgressState.Replicate && pr.Inflights.Full)
+        {
+            // The follower is alive but its acknowledgements may have been lost: free a slot so replication resumes.
+            pr.Inflights.FreeFirstOne();
+        }
+
         if (pr.Match < Log.LastIndex() || pr.State == ProgressState.Probe)
         {
             SendAppend(m.From);
