@@ -113,4 +113,27 @@ public sealed class RaftClusterValidatorTests
     {
         Assert.Empty(RaftClusterValidator.ValidateUpdate(new RaftClusterSpec { Replicas = 3 }, new RaftClusterSpec { Replicas = 5 }));
     }
+
+    [Theory]
+    [InlineData("demo", true)]
+    [InlineData("a", true)]
+    [InlineData("etcd-main-2", true)]
+    [InlineData("Demo", false)]
+    [InlineData("1demo", false)]
+    [InlineData("demo-", false)]
+    [InlineData("de.mo", false)]
+    [InlineData("", false)]
+    public void Cluster_names_must_be_dns_labels(string name, bool valid)
+    {
+        var errors = RaftClusterValidator.ValidateName(name);
+        Assert.True(valid == (errors.Count == 0), $"\"{name}\": [{string.Join("; ", errors)}]");
+    }
+
+    [Fact]
+    public void Cluster_names_leave_room_for_the_revision_hash_label()
+    {
+        Assert.Empty(RaftClusterValidator.ValidateName(new string('a', 52)));
+        var error = Assert.Single(RaftClusterValidator.ValidateName(new string('a', 53)));
+        Assert.Contains("at most 52", error.Message, StringComparison.Ordinal);
+    }
 }

@@ -45,6 +45,30 @@ internal static class RaftClusterValidator
         return errors;
     }
 
+    /// <summary>
+    /// The longest RaftCluster name: the StatefulSet's pods carry a <c>controller-revision-hash</c> label of
+    /// NAME plus 11 characters, and a label value has at most 63.
+    /// </summary>
+    public const int MaxNameLength = 52;
+
+    /// <summary>
+    /// Checks the RaftCluster's name: it becomes the StatefulSet's, the Services' (<c>NAME-peers</c>) and the
+    /// pods' DNS names, so it must be a DNS-1035 label short enough for all of them.
+    /// </summary>
+    public static IReadOnlyList<ValidationError> ValidateName(string? name)
+    {
+        if (string.IsNullOrEmpty(name)
+            || name.Length > MaxNameLength
+            || !System.Text.RegularExpressions.Regex.IsMatch(name, "^[a-z]([-a-z0-9]*[a-z0-9])?$"))
+        {
+            return [new("metadata.name",
+                $"\"{name}\" cannot name a RaftCluster: use at most {MaxNameLength} lowercase letters, digits and '-', "
+                + "starting with a letter and ending with a letter or digit (it becomes the pods' and Services' DNS names)")];
+        }
+
+        return [];
+    }
+
     /// <summary>Checks a change: everything <see cref="Validate"/> checks, plus the immutable fields.</summary>
     public static IReadOnlyList<ValidationError> ValidateUpdate(RaftClusterSpec oldSpec, RaftClusterSpec newSpec)
     {
