@@ -69,6 +69,9 @@ internal sealed class TestNetwork
     /// <summary>Return false to drop a message.</summary>
     public Func<Message, bool>? Filter { get; set; }
 
+    /// <summary>Changes a message in flight (applied after <see cref="Filter"/>).</summary>
+    public Func<Message, Message>? Rewrite { get; set; }
+
     public RaftNode this[ulong id] => Nodes[id];
 
     public RaftNode Add(ulong id, Func<ulong, RaftConfig, RaftConfig>? configure = null)
@@ -127,6 +130,7 @@ internal sealed class TestNetwork
     {
         _cut.Clear();
         Filter = null;
+        Rewrite = null;
     }
 
     public ulong Leader()
@@ -204,7 +208,7 @@ internal sealed class TestNetwork
                     continue;
                 }
 
-                to.Step(m);
+                to.Step(Rewrite is null ? m : Rewrite(m));
             }
         }
 
