@@ -1,0 +1,141 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using LocalKube.Api;
+using LocalKube.Controllers;
+using LocalKube.Storage;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace LocalKube;
+
+/// <summary>Settings of a local control plane.</summary>
+public sealed record LocalKubeOptions
+{
+    /// <summary>Loopback address to listen on (127.0.0.0/8 only).</summary>
+    public IPAddress Address { get; init; } = IPAddress.Loopback;
+
+    /// <summary>Port; 0 picks a free one.</summary>
+    public int Port { get; init; }
+
+    /// <summary>Where to write a kubeconfig for kubectl and clients; null writes none.</summary>
+    public string? KubeconfigPath { get; init; }
+
+    /// <summary>How often watches that allow bookmarks receive one.</summary>
+    public TimeSpan BookmarkInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Minimum log level of the server's own logs.</summary>
+    public LogLevel LogLevel { get; init; } = LogLevel.Warning;
+}
+
+/// <summary>A running local control plane: the API server on a loopback port and its controllers (garbage
+/// collector, namespaces, CRD cleanup). Start with <see cref="StartAsync"/>, stop by disposing.</summary>
+public sealed class LocalKubeServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _controllers = [];
+
+    private LocalKubeServer(WebApplication app, ResourceService service, Uri url, string? kubeconfig)
+    {
+        _app = app;
+        Service = service;
+        Url = url;
+        KubeconfigPath = kubeconfig;
+    }
+
+    /// <summary>The API server's base address, e.g. http://127.0.0.1:41234.</summary>
+    public Uri Url { get; }
+
+    /// <summary>The kubeconfig written at start, if any.</summary>
+    public string? KubeconfigPath { get; }
+
+    internal ResourceService Service { get; }
+
+    public static async Task<LocalKubeServer> StartAsync(LocalKubeOptions options, CancellationToken cancellationToken = default)
+    {
+        var bytes = options.Address.GetAddressBytes();
+        if (bytes.Length != 4 || bytes[0] != 127)
+        {
+            throw new ArgumentException($"localkube listens on loopback only (127.0.0.0/8), not {options.Address}", nameof(options));
+        }
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        builder.Logging.SetMinimumLevel(options.LogLevel);
+        builder.WebHost.UseKestrel(k => k.Listen(options.Address, options.Port));
+        var store = new InMemoryObjectStore();
+        var registry = new ResourceRegistry();
+        var service = new ResourceService(store, registry, TimeProvider.System, new Random());
+        service.AddAdmission(new BuiltInDefaults(service));
+        service.AddAdmission(new CustomResourceDefinitions(service));
+        var endpoints = new ApiEndpoints(service, new ApiServerOptions { BookmarkInterval = options.BookmarkInterval });
+        var app = builder.Build();
+        app.Run(endpoints.HandleAsync);
+        await app.StartAsync(cancellationToken);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var url = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
+
+        var nsType = registry.Find("", "v1", "namespaces")!;
+        foreach (var ns in new[] { "default", "kube-system", "kube-public", "kube-node-lease" })
+        {
+            service.Create(nsType, null, new JsonObject { ["metadata"] = new JsonObject { ["name"] = ns } }, new WriteOptions());
+        }
+
+        if (options.KubeconfigPath is { } path)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            await File.WriteAllTextAsync(path, Kubeconfig(url), cancellationToken);
+        }
+
+        var server = new LocalKubeServer(app, service, url, options.KubeconfigPath);
+        var loggerFactory = app.Services.GetRequiredService<ILoggerFactory>();
+        server.Run(new GarbageCollector(service, loggerFactory.CreateLogger<GarbageCollector>()));
+        server.Run(new NamespaceController(service, loggerFactory.CreateLogger<NamespaceController>()));
+        server.Run(new CustomResourceDefinitions.Cleanup(service, loggerFactory.CreateLogger<CustomResourceDefinitions.Cleanup>()));
+        return server;
+    }
+
+    private void Run(ControllerLoop controller) => _controllers.Add(Task.Run(() => controller.RunAsync(_stop.Token)));
+
+    /// <summary>A kubeconfig for this server: one cluster, one user without credentials, one context.</summary>
+    public static string Kubeconfig(Uri url) => $"""
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - name: localkube
+          cluster:
+            server: {url.GetLeftPart(UriPartial.Authority)}
+        users:
+        - name: localkube
+          user: {"{}"}
+        contexts:
+        - name: localkube
+          context:
+            cluster: localkube
+            user: localkube
+            namespace: default
+        current-context: localkube
+
+        """;
+
+    /// <summary>Completes when the process is asked to stop (Ctrl-C, SIGTERM).</summary>
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        try
+        {
+            await Task.WhenAll(_controllers);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        _stop.Dispose();
+    }
+}
