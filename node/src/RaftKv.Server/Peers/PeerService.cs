@@ -1,0 +1,169 @@
+using Grpc.Core;
+using RaftKv.Raft;
+using RaftKv.Server.Observability;
+using Wire = RaftKv.Protocol.Peer;
+
+namespace RaftKv.Server.Peers;
+
+/// <summary>What the inbound side of the peer transport hands messages to.</summary>
+internal interface IPeerInbox
+{
+    ulong ClusterId { get; }
+
+    ulong MemberId { get; }
+
+    /// <summary>A message from a peer for the local Raft node; must not block.</summary>
+    void Deliver(Message message);
+
+    /// <summary>The membership as this member knows it (for members joining an existing cluster).</summary>
+    Wire.MembersResponse Members();
+}
+
+/// <summary>
+/// Inbound half of the peer transport (served on the peer URLs): streams of message batches, snapshots, RTT echo,
+/// membership for joiners. Traffic from another cluster or meant for another member is refused with FailedPrecondition.
+/// </summary>
+internal sealed class PeerService : Wire.Peer.PeerBase
+{
+    private readonly IPeerInbox _inbox;
+    private readonly NodeMetrics _metrics;
+    private readonly CancellationToken _stopping;
+
+    /// <param name="inbox">Receives the messages.</param>
+    /// <param name="metrics">Byte and failure counters.</param>
+    /// <param name="stopping">Ends open streams when the member shuts down (otherwise the server would wait for peers to hang up).</param>
+    public PeerService(IPeerInbox inbox, NodeMetrics metrics, CancellationToken stopping)
+    {
+        _inbox = inbox;
+        _metrics = metrics;
+        _stopping = stopping;
+    }
+
+    public override async Task<Wire.StreamClosed> Stream(IAsyncStreamReader<Wire.MessageBatch> requestStream, ServerCallContext context)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _stopping);
+        try
+        {
+            await ReceiveAsync(requestStream, linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "member is stopping"));
+        }
+
+        return new Wire.StreamClosed();
+    }
+
+    private async Task ReceiveAsync(IAsyncStreamReader<Wire.MessageBatch> requestStream, CancellationToken cancellationToken)
+    {
+        await foreach (var batch in requestStream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            Check(batch.ClusterId, batch.From, batch.To);
+            _metrics.PeerReceivedBytes.WithLabels(NodeMetrics.IdLabel(batch.From)).Inc(batch.CalculateSize());
+            foreach (var m in batch.Messages)
+            {
+                Message decoded;
+                try
+                {
+                    decoded = PeerCodec.Decode(m);
+                }
+                catch (InvalidDataException e)
+                {
+                    _metrics.PeerReceivedFailures.WithLabels(NodeMetrics.IdLabel(batch.From)).Inc();
+                    throw new RpcException(new Status(StatusCode.InvalidArgument, e.Message));
+                }
+
+                _inbox.Deliver(decoded);
+            }
+        }
+    }
+
+    public override async Task<Wire.SnapshotReceived> SendSnapshot(IAsyncStreamReader<Wire.SnapshotChunk> requestStream, ServerCallContext context)
+    {
+        Wire.SnapshotChunk? first = null;
+        byte[] data = [];
+        var offset = 0;
+        await foreach (var chunk in requestStream.ReadAllAsync(context.CancellationToken).ConfigureAwait(false))
+        {
+            if (first is null)
+            {
+                Check(chunk.ClusterId, chunk.From, chunk.To);
+                if (chunk.Message is null || chunk.Message.Type != (uint)MessageType.MsgSnap)
+                {
+                    throw new RpcException(new Status(StatusCode.InvalidArgument, "the first snapshot chunk must carry the MsgSnap"));
+                }
+
+                if (chunk.TotalBytes > int.MaxValue)
+                {
+                    throw new RpcException(new Status(StatusCode.InvalidArgument, $"snapshot of {chunk.TotalBytes} bytes is larger than this member accepts (2 GiB)"));
+                }
+
+                first = chunk;
+                data = new byte[chunk.TotalBytes];
+            }
+
+            if (offset + chunk.Data.Length > data.Length)
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"snapshot chunks exceed the announced {data.Length} bytes"));
+            }
+
+            chunk.Data.Span.CopyTo(data.AsSpan(offset));
+            offset += chunk.Data.Length;
+        }
+
+        if (first is null)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "empty snapshot stream"));
+        }
+
+        if (offset != data.Length)
+        {
+            throw new RpcException(new Status(StatusCode.DataLoss, $"snapshot stream ended after {offset} of {data.Length} bytes"));
+        }
+
+        Message message;
+        try
+        {
+            message = PeerCodec.Decode(first.Message, data);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, e.Message));
+        }
+
+        _inbox.Deliver(message);
+        _metrics.SnapshotReceiveSuccess.WithLabels(NodeMetrics.IdLabel(first.From)).Inc();
+        return new Wire.SnapshotReceived { Bytes = (ulong)offset };
+    }
+
+    public override Task<Wire.ProbeReply> Echo(Wire.Probe request, ServerCallContext context)
+    {
+        if (request.ClusterId != _inbox.ClusterId)
+        {
+            throw ClusterMismatch(request.ClusterId, request.From);
+        }
+
+        return Task.FromResult(new Wire.ProbeReply { MemberId = _inbox.MemberId, Sequence = request.Sequence });
+    }
+
+    public override Task<Wire.MembersResponse> Members(Wire.MembersRequest request, ServerCallContext context) =>
+        Task.FromResult(_inbox.Members());
+
+    private void Check(ulong clusterId, ulong from, ulong to)
+    {
+        if (clusterId != _inbox.ClusterId)
+        {
+            throw ClusterMismatch(clusterId, from);
+        }
+
+        if (to != _inbox.MemberId)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                $"member {from:x} sent to member {to:x}, but this is member {_inbox.MemberId:x}; check --initial-cluster on both members"));
+        }
+    }
+
+    private RpcException ClusterMismatch(ulong clusterId, ulong from) =>
+        new(new Status(StatusCode.FailedPrecondition,
+            $"request cluster ID mismatch: member {from:x} belongs to cluster {clusterId:x}, this member to cluster {_inbox.ClusterId:x}"));
+}

@@ -1,0 +1,476 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Logging;
+using RaftKv.Raft;
+using RaftKv.Server.Observability;
+using Wire = RaftKv.Protocol.Peer;
+
+namespace RaftKv.Server.Peers;
+
+/// <summary>What the transport reports back to the member that owns it.</summary>
+internal interface IPeerTransportEvents
+{
+    /// <summary>A message to <paramref name="peer"/> could not be delivered (connection down, queue full).</summary>
+    void ReportUnreachable(ulong peer);
+
+    /// <summary>The snapshot of a MsgSnap to <paramref name="peer"/> was delivered or failed.</summary>
+    void ReportSnapshot(ulong peer, SnapshotStatus status);
+}
+
+/// <summary>Tunables of the peer transport.</summary>
+internal sealed record PeerTransportOptions
+{
+    public required ulong ClusterId { get; init; }
+
+    public required ulong MemberId { get; init; }
+
+    /// <summary>Interval between RTT probes to each peer.</summary>
+    public TimeSpan ProbeInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>First wait after a failed connection; doubles up to <see cref="MaxBackoff"/>.</summary>
+    public TimeSpan MinBackoff { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Messages queued per peer; beyond it messages are dropped and the peer reported unreachable (as etcd does).</summary>
+    public int QueueCapacity { get; init; } = 4096;
+
+    public int MaxBatchMessages { get; init; } = 1024;
+
+    public int SnapshotChunkBytes { get; init; } = 1 << 20;
+}
+
+/// <summary>
+/// Outbound half of the peer transport: per peer, one long-lived client-streaming gRPC call that carries batches of Raft
+/// messages (everything queued when the stream is ready to write goes in one batch), a separate call per snapshot, and
+/// continuous RTT probes. Connections are h2c (HTTP/2 without TLS) and are re-established with exponential backoff.
+/// Raft tolerates loss, so a message that cannot be sent is dropped and the peer reported unreachable.
+/// </summary>
+internal sealed partial class PeerTransport : IAsyncDisposable
+{
+    private readonly PeerTransportOptions _options;
+    private readonly IPeerTransportEvents _events;
+    private readonly NodeMetrics _metrics;
+    private readonly PeerFaults _faults;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<ulong, PeerSender> _peers = new();
+    private readonly CancellationTokenSource _stopping = new();
+
+    public PeerTransport(PeerTransportOptions options, IPeerTransportEvents events, NodeMetrics metrics, PeerFaults faults, TimeProvider time, ILogger logger)
+    {
+        _options = options;
+        _events = events;
+        _metrics = metrics;
+        _faults = faults;
+        _time = time;
+        _logger = logger;
+    }
+
+    public PeerFaults Faults => _faults;
+
+    /// <summary>Starts talking to <paramref name="id"/> at <paramref name="urls"/>; replaces the URLs if the peer is known.</summary>
+    public void AddOrUpdatePeer(ulong id, IReadOnlyList<Uri> urls)
+    {
+        if (id == _options.MemberId || urls.Count == 0)
+        {
+            return;
+        }
+
+        if (_peers.TryGetValue(id, out var existing))
+        {
+            existing.SetUrls(urls);
+            return;
+        }
+
+        var sender = new PeerSender(this, id, urls);
+        if (_peers.TryAdd(id, sender))
+        {
+            sender.Start();
+        }
+    }
+
+    public async Task RemovePeerAsync(ulong id)
+    {
+        if (_peers.TryRemove(id, out var sender))
+        {
+            await sender.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    public IReadOnlyCollection<ulong> PeerIds => [.. _peers.Keys];
+
+    /// <summary>Queues messages for their destinations; never blocks.</summary>
+    public void Send(IReadOnlyList<Message> messages)
+    {
+        foreach (var m in messages)
+        {
+            if (!_peers.TryGetValue(m.To, out var sender))
+            {
+                LogUnknownPeer(_logger, m.Type, m.To);
+                continue;
+            }
+
+            sender.Enqueue(m);
+        }
+    }
+
+    /// <summary>RTT percentiles and connection state per peer.</summary>
+    public IReadOnlyList<PeerState> Describe() =>
+        [.. _peers.Values.OrderBy(p => p.Id).Select(p => new PeerState(p.Id, p.Connected, p.Rtt.Summarize()))];
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        foreach (var id in _peers.Keys)
+        {
+            await RemovePeerAsync(id).ConfigureAwait(false);
+        }
+
+        _stopping.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "dropped {Type} to unknown member {To}")]
+    private static partial void LogUnknownPeer(ILogger logger, MessageType type, ulong to);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "peer {Peer:x} stream connected to {Url}")]
+    private static partial void LogConnected(ILogger logger, ulong peer, Uri url);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "peer {Peer:x} stream to {Url} failed; retrying in {Backoff}: {Error}")]
+    private static partial void LogStreamFailed(ILogger logger, ulong peer, Uri url, TimeSpan backoff, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "dropped internal Raft message to {Peer:x} since its sending buffer is full")]
+    private static partial void LogQueueFull(ILogger logger, ulong peer);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "sending snapshot at index {Index} to {Peer:x} failed: {Error}")]
+    private static partial void LogSnapshotFailed(ILogger logger, ulong peer, ulong index, string error);
+
+    /// <summary>Connection to one peer: its queue, stream loop, probe loop.</summary>
+    private sealed class PeerSender : IAsyncDisposable
+    {
+        private readonly PeerTransport _owner;
+        private readonly Channel<(Message Message, long Enqueued)> _queue;
+        private readonly CancellationTokenSource _stop;
+        private readonly string _label;
+        private readonly Lock _channelLock = new();
+        private IReadOnlyList<Uri> _urls;
+        private int _urlIndex;
+        private GrpcChannel? _channel;
+        private Uri? _channelUrl;
+        private Task _streamLoop = Task.CompletedTask;
+        private Task _probeLoop = Task.CompletedTask;
+        private ulong _probeSequence;
+        private volatile bool _connected;
+
+        public PeerSender(PeerTransport owner, ulong id, IReadOnlyList<Uri> urls)
+        {
+            _owner = owner;
+            Id = id;
+            _urls = urls;
+            _label = NodeMetrics.IdLabel(id);
+            _stop = CancellationTokenSource.CreateLinkedTokenSource(owner._stopping.Token);
+            _queue = Channel.CreateBounded<(Message, long)>(new BoundedChannelOptions(owner._options.QueueCapacity)
+            {
+                SingleReader = true,
+                FullMode = BoundedChannelFullMode.Wait,
+            });
+        }
+
+        public ulong Id { get; }
+
+        public bool Connected => _connected;
+
+        public LatencyWindow Rtt { get; } = new();
+
+        public void Start()
+        {
+            _streamLoop = Task.Run(StreamLoopAsync);
+            _probeLoop = Task.Run(ProbeLoopAsync);
+        }
+
+        public void SetUrls(IReadOnlyList<Uri> urls) => Volatile.Write(ref _urls, urls);
+
+        public void Enqueue(Message m)
+        {
+            if (m.Type == MessageType.MsgSnap)
+            {
+                _ = Task.Run(() => SendSnapshotAsync(m));
+                return;
+            }
+
+            if (_owner._faults.ShouldDrop(Id))
+            {
+                return; // test hook: lost or cut
+            }
+
+            if (!_queue.Writer.TryWrite((m, _owner._time.GetTimestamp())))
+            {
+                LogQueueFull(_owner._logger, Id);
+                _owner._metrics.PeerSentFailures.WithLabels(_label).Inc();
+                _owner._events.ReportUnreachable(Id);
+            }
+        }
+
+        private Wire.Peer.PeerClient Client(out Uri url)
+        {
+            lock (_channelLock)
+            {
+                return ClientLocked(out url);
+            }
+        }
+
+        private Wire.Peer.PeerClient ClientLocked(out Uri url)
+        {
+            var urls = Volatile.Read(ref _urls);
+            url = urls[_urlIndex % urls.Count];
+            if (_channel is null || _channelUrl != url)
+            {
+                _channel?.Dispose();
+                _channel = GrpcChannel.ForAddress(url, new GrpcChannelOptions
+                {
+                    HttpHandler = new SocketsHttpHandler
+                    {
+                        EnableMultipleHttp2Connections = true,
+                        PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+                        KeepAlivePingDelay = TimeSpan.FromSeconds(10),
+                        KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
+                        ConnectTimeout = TimeSpan.FromSeconds(3),
+                    },
+                    MaxSendMessageSize = null,
+                    MaxReceiveMessageSize = null,
+                });
+                _channelUrl = url;
+            }
+
+            return new Wire.Peer.PeerClient(_channel);
+        }
+
+        private async Task StreamLoopAsync()
+        {
+            var ct = _stop.Token;
+            var backoff = _owner._options.MinBackoff;
+            var reader = _queue.Reader;
+            while (!ct.IsCancellationRequested)
+            {
+                var client = Client(out var url);
+                try
+                {
+                    using var call = client.Stream(cancellationToken: ct);
+                    var announced = false;
+                    while (true)
+                    {
+                        // A short wait keeps the loop noticing a stream the server ended (cluster mismatch, restart).
+                        if (!reader.TryPeek(out _))
+                        {
+                            using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                            idle.CancelAfter(TimeSpan.FromSeconds(1));
+                            try
+                            {
+                                await reader.WaitToReadAsync(idle.Token).ConfigureAwait(false);
+                            }
+                            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                            {
+                            }
+
+                            if (call.ResponseAsync.IsCompleted)
+                            {
+                                await call.ResponseAsync.ConfigureAwait(false); // throws the server's status
+                                throw new RpcException(new Status(StatusCode.Unavailable, "peer ended the stream"));
+                            }
+
+                            if (!announced)
+                            {
+                                // Say hello with an empty batch so the receiver checks the cluster id early.
+                                await call.RequestStream.WriteAsync(Batch(), ct).ConfigureAwait(false);
+                                announced = true;
+                                _connected = true;
+                                LogConnected(_owner._logger, Id, url);
+                                backoff = _owner._options.MinBackoff;
+                            }
+
+                            continue;
+                        }
+
+                        var batch = Batch();
+                        while (batch.Messages.Count < _owner._options.MaxBatchMessages && reader.TryPeek(out var item))
+                        {
+                            var fault = _owner._faults.Get(Id);
+                            if (fault.Delay > TimeSpan.Zero)
+                            {
+                                var due = item.Enqueued + (long)(fault.Delay.TotalSeconds * _owner._time.TimestampFrequency);
+                                var wait = _owner._time.GetElapsedTime(_owner._time.GetTimestamp(), due);
+                                if (wait > TimeSpan.Zero)
+                                {
+                                    if (batch.Messages.Count > 0)
+                                    {
+                                        break; // send what is due now
+                                    }
+
+                                    await Task.Delay(wait, _owner._time, ct).ConfigureAwait(false);
+                                }
+                            }
+
+                            reader.TryRead(out item);
+                            batch.Messages.Add(PeerCodec.Encode(item.Message));
+                        }
+
+                        if (batch.Messages.Count == 0)
+                        {
+                            continue;
+                        }
+
+                        await call.RequestStream.WriteAsync(batch, ct).ConfigureAwait(false);
+                        _owner._metrics.PeerSentBytes.WithLabels(_label).Inc(batch.CalculateSize());
+                        if (!announced)
+                        {
+                            announced = true;
+                            _connected = true;
+                            LogConnected(_owner._logger, Id, url);
+                            backoff = _owner._options.MinBackoff;
+                        }
+                    }
+                }
+                catch (Exception e) when (!ct.IsCancellationRequested)
+                {
+                    _connected = false;
+                    Interlocked.Increment(ref _urlIndex);
+                    _owner._metrics.PeerSentFailures.WithLabels(_label).Inc();
+                    _owner._events.ReportUnreachable(Id);
+                    LogStreamFailed(_owner._logger, Id, url, backoff, e.Message);
+                    try
+                    {
+                        await Task.Delay(backoff, _owner._time, ct).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+
+                    backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _owner._options.MaxBackoff.Ticks));
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+
+        private Wire.MessageBatch Batch() => new() { ClusterId = _owner._options.ClusterId, From = _owner._options.MemberId, To = Id };
+
+        private async Task ProbeLoopAsync()
+        {
+            var ct = _stop.Token;
+            var time = _owner._time;
+            while (!ct.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(_owner._options.ProbeInterval, time, ct).ConfigureAwait(false);
+                    var fault = _owner._faults.Get(Id);
+                    if (fault.Cut)
+                    {
+                        continue;
+                    }
+
+                    var client = Client(out _);
+                    var started = time.GetTimestamp();
+                    if (fault.Delay > TimeSpan.Zero)
+                    {
+                        await Task.Delay(fault.Delay, time, ct).ConfigureAwait(false);
+                    }
+
+                    var sequence = ++_probeSequence;
+                    var reply = await client.EchoAsync(
+                        new Wire.Probe { ClusterId = _owner._options.ClusterId, From = _owner._options.MemberId, Sequence = sequence },
+                        deadline: DateTime.UtcNow + _owner._options.ProbeTimeout,
+                        cancellationToken: ct).ConfigureAwait(false);
+                    var rtt = time.GetElapsedTime(started);
+                    if (reply.Sequence == sequence && reply.MemberId == Id)
+                    {
+                        Rtt.Record(rtt);
+                        _owner._metrics.PeerRoundTrip.WithLabels(_label).Observe(rtt.TotalSeconds);
+                    }
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (RpcException)
+                {
+                    // Unreachable right now; the stream loop reports it, probes simply retry.
+                }
+            }
+        }
+
+        private async Task SendSnapshotAsync(Message m)
+        {
+            var ct = _stop.Token;
+            var snapshot = m.Snapshot ?? Snapshot.Empty;
+            try
+            {
+                if (_owner._faults.ShouldDrop(Id))
+                {
+                    throw new RpcException(new Status(StatusCode.Unavailable, "test hook dropped the snapshot"));
+                }
+
+                var client = Client(out _);
+                using var call = client.SendSnapshot(cancellationToken: ct);
+                var data = snapshot.Data;
+                var chunk = _owner._options.SnapshotChunkBytes;
+                var first = new Wire.SnapshotChunk
+                {
+                    ClusterId = _owner._options.ClusterId,
+                    From = _owner._options.MemberId,
+                    To = Id,
+                    Message = PeerCodec.Encode(m),
+                    TotalBytes = (ulong)data.Length,
+                    Data = ByteString.CopyFrom(data.Span[..Math.Min(chunk, data.Length)]),
+                };
+                await call.RequestStream.WriteAsync(first, ct).ConfigureAwait(false);
+                for (var offset = Math.Min(chunk, data.Length); offset < data.Length; offset += chunk)
+                {
+                    var piece = data.Slice(offset, Math.Min(chunk, data.Length - offset));
+                    await call.RequestStream.WriteAsync(new Wire.SnapshotChunk { Data = ByteString.CopyFrom(piece.Span) }, ct).ConfigureAwait(false);
+                }
+
+                await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+                await call.ResponseAsync.ConfigureAwait(false);
+                _owner._metrics.SnapshotSendSuccess.WithLabels(_label).Inc();
+                _owner._events.ReportSnapshot(Id, SnapshotStatus.Finish);
+            }
+            catch (Exception e) when (e is RpcException or IOException or InvalidOperationException or HttpRequestException)
+            {
+                LogSnapshotFailed(_owner._logger, Id, snapshot.Metadata.Index, e.Message);
+                _owner._metrics.SnapshotSendFailures.WithLabels(_label).Inc();
+                _owner._events.ReportSnapshot(Id, SnapshotStatus.Failure);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync().ConfigureAwait(false);
+            _queue.Writer.TryComplete();
+            try
+            {
+                await Task.WhenAll(_streamLoop, _probeLoop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            _channel?.Dispose();
+            _stop.Dispose();
+        }
+    }
+}
+
+/// <summary>One peer as the transport sees it.</summary>
+internal sealed record PeerState(ulong Id, bool Connected, LatencySummary Rtt);

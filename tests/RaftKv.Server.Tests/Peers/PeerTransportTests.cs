@@ -1,0 +1,153 @@
+using RaftKv.Raft;
+using RaftKv.Server.Peers;
+
+namespace RaftKv.Server.Tests.Peers;
+
+public sealed class PeerTransportTests
+{
+    private static Message Heartbeat(ulong from, ulong to, ulong commit) =>
+        new() { Type = MessageType.MsgHeartbeat, From = from, To = to, Term = 1, Commit = commit };
+
+    [Fact]
+    public async Task Messages_arrive_in_order_on_one_stream()
+    {
+        await using var a = await TestPeer.StartAsync(1);
+        await using var b = await TestPeer.StartAsync(2);
+        a.Transport.AddOrUpdatePeer(2, [b.Url]);
+
+        a.Transport.Send([.. Enumerable.Range(1, 2000).Select(i => Heartbeat(1, 2, (ulong)i))]);
+
+        await Eventually.TrueAsync(() => b.Received.Count == 2000, b.Describe);
+        Assert.Equal(Enumerable.Range(1, 2000).Select(i => (ulong)i), b.Received.Select(m => m.Commit));
+        Assert.All(b.Received, m => Assert.Equal((1UL, 2UL), (m.From, m.To)));
+    }
+
+    [Fact]
+    public async Task A_member_of_another_cluster_is_refused_and_reported_unreachable()
+    {
+        await using var a = await TestPeer.StartAsync(1, clusterId: 0xaaa);
+        await using var b = await TestPeer.StartAsync(2, clusterId: 0xbbb);
+        a.Transport.AddOrUpdatePeer(2, [b.Url]);
+
+        a.Transport.Send([Heartbeat(1, 2, 1)]);
+
+        await Eventually.TrueAsync(() => a.Unreachable.Contains(2UL), a.Describe);
+        Assert.Empty(b.Received);
+    }
+
+    [Fact]
+    public async Task Probes_measure_round_trips_and_a_delay_hook_shows_in_them()
+    {
+        await using var a = await TestPeer.StartAsync(1);
+        await using var b = await TestPeer.StartAsync(2);
+        a.Transport.AddOrUpdatePeer(2, [b.Url]);
+        await Eventually.TrueAsync(() => a.Transport.Describe().Single().Rtt.Count >= 3, a.Describe);
+        Assert.True(a.Transport.Describe().Single().Rtt.P50 < TimeSpan.FromMilliseconds(100), a.Describe());
+
+        a.Faults.Set(2, new PeerFault(TimeSpan.FromMilliseconds(150), 0, false));
+        var fast = a.Transport.Describe().Single().Rtt.Count;
+
+        // Once delayed samples outnumber the fast ones, the median carries the delay.
+        await Eventually.TrueAsync(() => a.Transport.Describe().Single().Rtt.Count > (2 * fast) + 2, a.Describe);
+        var rtt = a.Transport.Describe().Single().Rtt;
+        Assert.True(rtt.P50 >= TimeSpan.FromMilliseconds(150) && rtt.P99 >= rtt.P50, a.Describe());
+        var scrape = await ScrapeAsync(a);
+        Assert.Contains("etcd_network_peer_round_trip_time_seconds_bucket{To=\"2\"", scrape, StringComparison.Ordinal);
+    }
+
+    private static async Task<string> ScrapeAsync(TestPeer peer)
+    {
+        using var stream = new MemoryStream();
+        await peer.Metrics.Registry.CollectAndExportAsTextAsync(stream);
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    [Fact]
+    public async Task A_cut_drops_messages_until_it_is_lifted()
+    {
+        await using var a = await TestPeer.StartAsync(1);
+        await using var b = await TestPeer.StartAsync(2);
+        a.Transport.AddOrUpdatePeer(2, [b.Url]);
+        a.Transport.Send([Heartbeat(1, 2, 1)]);
+        await Eventually.TrueAsync(() => b.Received.Count == 1, b.Describe);
+
+        a.Faults.Set(2, new PeerFault(TimeSpan.Zero, 0, Cut: true));
+        a.Transport.Send([Heartbeat(1, 2, 2), Heartbeat(1, 2, 3)]);
+        a.Faults.Set(2, PeerFault.None);
+        a.Transport.Send([Heartbeat(1, 2, 4)]);
+
+        await Eventually.TrueAsync(() => b.Received.Any(m => m.Commit == 4), b.Describe);
+        Assert.Equal([1UL, 4UL], b.Received.Select(m => m.Commit));
+    }
+
+    [Fact]
+    public async Task Loss_hook_drops_a_share_of_messages()
+    {
+        await using var a = await TestPeer.StartAsync(1);
+        await using var b = await TestPeer.StartAsync(2);
+        a.Transport.AddOrUpdatePeer(2, [b.Url]);
+        a.Faults.Set(2, new PeerFault(TimeSpan.Zero, 0.5, false));
+
+        a.Transport.Send([.. Enumerable.Range(1, 1000).Select(i => Heartbeat(1, 2, (ulong)i))]);
+        a.Faults.Set(2, PeerFault.None);
+        a.Transport.Send([Heartbeat(1, 2, 5000)]);
+
+        await Eventually.TrueAsync(() => b.Received.Any(m => m.Commit == 5000), b.Describe);
+        var got = b.Received.Count(m => m.Commit <= 1000);
+        Assert.InRange(got, 300, 700);
+    }
+
+    [Fact]
+    public async Task The_stream_reconnects_after_the_peer_restarts()
+    {
+        await using var a = await TestPeer.StartAsync(1);
+        await using var b = await TestPeer.StartAsync(2);
+        a.Transport.AddOrUpdatePeer(2, [b.Url]);
+        a.Transport.Send([Heartbeat(1, 2, 1)]);
+        await Eventually.TrueAsync(() => b.Received.Count == 1, b.Describe);
+
+        await b.StopServingAsync();
+        await Eventually.TrueAsync(() => !a.Transport.Describe().Single().Connected, a.Describe);
+        await b.RestartServingAsync();
+
+        // Raft resends what matters; here the test keeps sending until one gets through the new connection.
+        await Eventually.TrueAsync(() =>
+        {
+            a.Transport.Send([Heartbeat(1, 2, 2)]);
+            return b.Received.Any(m => m.Commit == 2);
+        }, b.Describe);
+        Assert.Contains(2UL, a.Unreachable);
+    }
+
+    [Fact]
+    public async Task A_snapshot_travels_in_chunks_and_is_reported_finished()
+    {
+        await using var a = await TestPeer.StartAsync(1);
+        await using var b = await TestPeer.StartAsync(2);
+        a.Transport.AddOrUpdatePeer(2, [b.Url]);
+        var image = new byte[(3 << 20) + 12345];
+        new Random(7).NextBytes(image);
+        var snap = new Snapshot(new SnapshotMetadata(500, 3, new ConfState([1, 2, 3])), image);
+
+        a.Transport.Send([new Message { Type = MessageType.MsgSnap, From = 1, To = 2, Term = 3, Snapshot = snap }]);
+
+        await Eventually.TrueAsync(() => a.SnapshotReports.Contains((2UL, SnapshotStatus.Finish)), a.Describe);
+        var got = Assert.Single(b.Received);
+        Assert.Equal(snap.Metadata, got.Snapshot!.Metadata);
+        Assert.True(image.AsSpan().SequenceEqual(got.Snapshot.Data.Span), "snapshot bytes differ");
+    }
+
+    [Fact]
+    public async Task A_snapshot_to_an_unreachable_peer_is_reported_failed()
+    {
+        await using var a = await TestPeer.StartAsync(1);
+        await using var b = await TestPeer.StartAsync(2);
+        a.Transport.AddOrUpdatePeer(2, [b.Url]);
+        await b.StopServingAsync();
+        var snap = new Snapshot(new SnapshotMetadata(5, 1, new ConfState([1, 2])), new byte[10]);
+
+        a.Transport.Send([new Message { Type = MessageType.MsgSnap, From = 1, To = 2, Term = 1, Snapshot = snap }]);
+
+        await Eventually.TrueAsync(() => a.SnapshotReports.Contains((2UL, SnapshotStatus.Failure)), a.Describe);
+    }
+}

@@ -1,0 +1,109 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using RaftKv.Raft;
+using RaftKv.Server.Observability;
+using RaftKv.Server.Peers;
+using Wire = RaftKv.Protocol.Peer;
+
+namespace RaftKv.Server.Tests.Peers;
+
+/// <summary>A peer endpoint on a loopback port that records what it receives, plus a transport sending from it.</summary>
+internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposable
+{
+    private WebApplication? _app;
+
+    private TestPeer(ulong id, ulong clusterId)
+    {
+        MemberId = id;
+        ClusterId = clusterId;
+        Metrics = new NodeMetrics();
+        Faults = new PeerFaults(new Random(1));
+        Transport = new PeerTransport(
+            new PeerTransportOptions { ClusterId = clusterId, MemberId = id, ProbeInterval = TimeSpan.FromMilliseconds(50), MaxBackoff = TimeSpan.FromMilliseconds(200) },
+            this, Metrics, Faults, TimeProvider.System, NullLogger.Instance);
+    }
+
+    public ulong ClusterId { get; }
+
+    public ulong MemberId { get; }
+
+    public NodeMetrics Metrics { get; }
+
+    public PeerFaults Faults { get; }
+
+    public PeerTransport Transport { get; }
+
+    public int Port { get; private set; }
+
+    public Uri Url => new($"http://127.0.0.1:{Port}");
+
+    public ConcurrentQueue<Message> Received { get; } = new();
+
+    public ConcurrentQueue<ulong> Unreachable { get; } = new();
+
+    public ConcurrentQueue<(ulong Peer, SnapshotStatus Status)> SnapshotReports { get; } = new();
+
+    public static async Task<TestPeer> StartAsync(ulong id, ulong clusterId = 0xc1)
+    {
+        var peer = new TestPeer(id, clusterId);
+        await peer.ListenAsync(0);
+        return peer;
+    }
+
+    /// <summary>Starts serving again on the same port (after <see cref="StopServingAsync"/>).</summary>
+    public Task RestartServingAsync() => ListenAsync(Port);
+
+    public async Task StopServingAsync()
+    {
+        if (_app is { } app)
+        {
+            _app = null;
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
+    }
+
+    private async Task ListenAsync(int port)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, o => o.Protocols = HttpProtocols.Http2));
+        builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = null);
+        builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(2));
+        var stopping = new CancellationTokenSource();
+        builder.Services.AddSingleton(new PeerService(this, Metrics, stopping.Token));
+        var app = builder.Build();
+        app.Lifetime.ApplicationStopping.Register(stopping.Cancel);
+        app.MapGrpcService<PeerService>();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+        Port = new Uri(address).Port;
+        _app = app;
+    }
+
+    public void Deliver(Message message) => Received.Enqueue(message);
+
+    public Wire.MembersResponse Members() => new() { ClusterId = ClusterId };
+
+    public void ReportUnreachable(ulong peer) => Unreachable.Enqueue(peer);
+
+    public void ReportSnapshot(ulong peer, SnapshotStatus status) => SnapshotReports.Enqueue((peer, status));
+
+    public string Describe() =>
+        $"member {MemberId}: received [{string.Join("; ", Received.Select(m => m.ToString()))}], unreachable reports {Unreachable.Count}, " +
+        $"peers [{string.Join(", ", Transport.Describe())}]";
+
+    public async ValueTask DisposeAsync()
+    {
+        await Transport.DisposeAsync();
+        await StopServingAsync();
+    }
+}
