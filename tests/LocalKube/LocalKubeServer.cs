@@ -23,6 +23,10 @@ public sealed record LocalKubeOptions
     /// <summary>How often watches that allow bookmarks receive one.</summary>
     public TimeSpan BookmarkInterval { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>How many past changes the store keeps for watches that resume from a resourceVersion; older
+    /// resourceVersions get 410 Gone.</summary>
+    public int WatchHistory { get; init; } = 20_000;
+
     /// <summary>Minimum log level of the server's own logs.</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Warning;
 }
@@ -64,7 +68,7 @@ public sealed class LocalKubeServer : IAsyncDisposable
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Logging.SetMinimumLevel(options.LogLevel);
         builder.WebHost.UseKestrel(k => k.Listen(options.Address, options.Port));
-        var store = new InMemoryObjectStore();
+        var store = new InMemoryObjectStore(options.WatchHistory);
         var registry = new ResourceRegistry();
         var service = new ResourceService(store, registry, TimeProvider.System, new Random());
         service.AddAdmission(new BuiltInDefaults(service));
@@ -98,7 +102,8 @@ public sealed class LocalKubeServer : IAsyncDisposable
 
     private void Run(ControllerLoop controller) => _controllers.Add(Task.Run(() => controller.RunAsync(_stop.Token)));
 
-    /// <summary>A kubeconfig for this server: one cluster, one user without credentials, one context.</summary>
+    /// <summary>A kubeconfig for this server: one cluster, one user with a placeholder token (the server checks no
+    /// credentials, but KubernetesClient insists on having some), one context.</summary>
     public static string Kubeconfig(Uri url) => $"""
         apiVersion: v1
         kind: Config
@@ -108,7 +113,8 @@ public sealed class LocalKubeServer : IAsyncDisposable
             server: {url.GetLeftPart(UriPartial.Authority)}
         users:
         - name: localkube
-          user: {"{}"}
+          user:
+            token: localkube
         contexts:
         - name: localkube
           context:
