@@ -1,0 +1,3 @@
+using RaftKv.Simulator;
+
+return SimulatorCli.Run(args, Console.Out, Console.Error);
