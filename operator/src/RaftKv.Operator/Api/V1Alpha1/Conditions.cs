@@ -30,4 +30,7 @@ internal static class ConditionReasons
     public const string SlowDisk = "SlowDisk";
     public const string MembersNotReady = "MembersNotReady";
     public const string InvalidSpec = "InvalidSpec";
+    public const string ForeignMember = "ForeignMember";
+    public const string CreatingObjects = "CreatingObjects";
+    public const string Retuning = "Retuning";
 }
