@@ -69,6 +69,9 @@ internal sealed class TestNetwork
     /// <summary>Return false to drop a message.</summary>
     public Func<Message, bool>? Filter { get; set; }
 
+    /// <summary>Reorders/duplicates each delivery round (for the randomized tests).</summary>
+    public Func<Message[], Message[]>? Perturb { get; set; }
+
     /// <summary>Changes a message in flight (applied after <see cref="Filter"/>).</summary>
     public Func<Message, Message>? Rewrite { get; set; }
 
@@ -200,6 +203,11 @@ internal sealed class TestNetwork
 
             var batch = _inFlight.ToArray();
             _inFlight.Clear();
+            if (Perturb is not null)
+            {
+                batch = Perturb(batch);
+            }
+
             foreach (var m in batch)
             {
                 Trace.Add(m);

@@ -196,6 +196,13 @@ internal sealed class Progress(ulong next, int maxInflight, ulong maxInflightByt
             return false; // not the probe we are waiting for
         }
 
+        if (rejected <= Match)
+        {
+            // The follower no longer has an entry it acknowledged (it lost data, or safety rules were switched off in
+            // tests). Believe the rejection so probing can go further back instead of repeating the same probe.
+            Match = Math.Min(rejected - 1, matchHint);
+        }
+
         Next = Math.Max(Math.Min(rejected, matchHint + 1), Match + 1);
         ProbeSent = false;
         return true;

@@ -1,0 +1,211 @@
+using System.Text;
+
+namespace RaftKv.Raft.Tests;
+
+/// <summary>
+/// Randomized runs over the in-test network (loss, reordering, duplication, partitions, restarts, transfers, membership
+/// changes) checking Raft's safety properties after every step and progress after healing. The deterministic simulator
+/// (tests/RaftKv.Simulator) goes much further; these runs keep the core honest on its own.
+/// </summary>
+public sealed class RandomizedSafetyTests
+{
+    public static TheoryData<int, int> Seeds()
+    {
+        var data = new TheoryData<int, int>();
+        foreach (var size in new[] { 3, 5 })
+        {
+            for (var seed = 1; seed <= 12; seed++)
+            {
+                data.Add(size, seed);
+            }
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Safety_holds_and_the_cluster_recovers_under_random_faults(int size, int seed)
+    {
+        var failure = Run(size, seed, c => c);
+        Assert.True(failure is null, failure);
+    }
+
+    [Fact]
+    public void The_randomized_runs_catch_a_core_that_grants_votes_without_the_log_check()
+    {
+        // Teeth: with the §5.4.1 check switched off, some seed must end in a detected violation.
+        var failures = new List<string>();
+        foreach (var seed in new[] { 10, 7, 12 })
+        {
+            if (Run(3, seed, c => c with { UnsafeGrantVoteWithoutLogCheck = true }) is { } f)
+            {
+                failures.Add(f);
+                break;
+            }
+        }
+
+        Assert.True(failures.Count > 0, "no seed detected the unsafe vote rule");
+    }
+
+    /// <summary>One randomized run; returns null when every check held, else what broke (with the step log).</summary>
+    private static string? Run(int size, int seed, Func<RaftConfig, RaftConfig> variant)
+    {
+        try
+        {
+            RunChecked(size, seed, variant);
+            return null;
+        }
+        catch (Exception e) when (e is Xunit.Sdk.XunitException or InvalidOperationException)
+        {
+            return $"size {size} seed {seed}: {e.Message}";
+        }
+    }
+
+    private static void RunChecked(int size, int seed, Func<RaftConfig, RaftConfig> variant)
+    {
+        var rng = new Random(seed);
+        var net = new TestNetwork(size, (id, c) => variant(c with { Random = new Random((seed * 31) + (int)id), MaxSizePerMessage = 256 }));
+        var dropRate = 0.0;
+        net.Filter = _ => rng.NextDouble() >= dropRate;
+        net.Perturb = batch =>
+        {
+            rng.Shuffle(batch);
+            return rng.Next(10) == 0 && batch.Length > 0 ? [.. batch, batch[0]] : batch;
+        };
+
+        var leaders = new Dictionary<ulong, ulong>(); // term -> leader
+        var committed = new List<string>();            // the one sequence every state machine must be a prefix of
+        var proposals = 0;
+        var log = new StringBuilder();
+
+        void Check(string step)
+        {
+            foreach (var n in net.Nodes.Values.Where(n => n.Role == StateRole.Leader))
+            {
+                if (leaders.TryGetValue(n.Term, out var other) && other != n.Id)
+                {
+                    Assert.Fail($"two leaders in term {n.Term}: {other} and {n.Id} after {step}\n{log}\n{net.Describe()}");
+                }
+
+                leaders[n.Term] = n.Id;
+            }
+
+            foreach (var (id, applied) in net.Applied)
+            {
+                for (var i = 0; i < applied.Count; i++)
+                {
+                    if (i < committed.Count)
+                    {
+                        Assert.True(committed[i] == applied[i],
+                            $"state machine safety: node {id} applied '{applied[i]}' at position {i}, another applied '{committed[i]}' (after {step})\n{log}\n{net.Describe()}");
+                    }
+                    else
+                    {
+                        committed.Add(applied[i]);
+                    }
+                }
+            }
+        }
+
+        for (var step = 0; step < 400; step++)
+        {
+            var action = rng.Next(100);
+            var node = (ulong)rng.Next(1, size + 1);
+            string what;
+            try
+            {
+                switch (action)
+                {
+                    case < 55:
+                        what = "tick";
+                        net.TickAll();
+                        break;
+                    case < 75:
+                        what = $"propose on {node}";
+                        net.Nodes[node].Propose(Encoding.UTF8.GetBytes($"p{proposals++}"));
+                        net.Process();
+                        break;
+                    case < 80:
+                        what = $"isolate {node}";
+                        net.Isolate(node);
+                        break;
+                    case < 85:
+                        what = "heal";
+                        net.Heal();
+                        net.Filter = _ => rng.NextDouble() >= dropRate;
+                        net.Perturb = batch =>
+                        {
+                            rng.Shuffle(batch);
+                            return rng.Next(10) == 0 && batch.Length > 0 ? [.. batch, batch[0]] : batch;
+                        };
+                        break;
+                    case < 88:
+                        dropRate = rng.Next(3) * 0.15;
+                        what = $"drop rate {dropRate}";
+                        break;
+                    case < 92:
+                        what = $"restart {node}";
+                        net.Restart(node, (id, c) => variant(c with { Random = new Random((seed * 31) + step), MaxSizePerMessage = 256 }));
+                        net.Process();
+                        break;
+                    case < 95:
+                        var target = (ulong)rng.Next(1, size + 1);
+                        what = $"transfer to {target} via {node}";
+                        net.Nodes[node].TransferLeadership(target);
+                        net.Process();
+                        break;
+                    default:
+                        what = $"read index on {node}";
+                        net.Nodes[node].ReadIndex(BitConverter.GetBytes(step));
+                        net.Process();
+                        break;
+                }
+            }
+            catch (ProposalDroppedException e)
+            {
+                what = $"dropped ({e.Reason})";
+            }
+
+            log.Append(step).Append(": ").AppendLine(what);
+            Check(what);
+        }
+
+        // Heal everything: within a bounded number of ticks there is one leader and a new proposal reaches every node.
+        net.Heal();
+        net.TickAll(60);
+        Check("heal");
+        var leader = net.Leader();
+        Assert.True(leader != 0, $"no leader 60 ticks after healing\n{log}\n{net.Describe()}");
+        net.Propose(leader, "final");
+        net.TickAll(3);
+        Check("final");
+        foreach (var (id, applied) in net.Applied)
+        {
+            Assert.True(applied.Count > 0 && applied[^1] == "final", $"node {id} did not apply the final proposal\n{net.Describe()}");
+        }
+
+        // Log matching: same index and term => same entries up to there (checked on the durable logs).
+        var logs = net.Storage.ToDictionary(kv => kv.Key, kv => kv.Value.Entries(kv.Value.FirstIndex(), kv.Value.LastIndex() + 1, ulong.MaxValue));
+        foreach (var a in logs.Values)
+        {
+            foreach (var b in logs.Values)
+            {
+                var n = Math.Min(a.Count, b.Count);
+                var lastMatch = -1;
+                for (var i = 0; i < n; i++)
+                {
+                    if (a[i].Term == b[i].Term)
+                    {
+                        lastMatch = i;
+                    }
+                }
+
+                for (var i = 0; i <= lastMatch; i++)
+                {
+                    Assert.True(a[i].Term == b[i].Term && a[i].Data.Span.SequenceEqual(b[i].Data.Span), $"log matching broken at index {a[i].Index}\n{net.Describe()}");
+                }
+            }
+        }
+    }
+}
