@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using LocalKube.Api;
 using LocalKube.Controllers;
 using LocalKube.Storage;
+using LocalKube.Validation;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 
@@ -73,6 +74,7 @@ public sealed class LocalKubeServer : IAsyncDisposable
         var service = new ResourceService(store, registry, TimeProvider.System, new Random());
         service.AddAdmission(new BuiltInDefaults(service));
         service.AddAdmission(new CustomResourceDefinitions(service));
+        service.AddAdmission(new CustomResourceValidation());
         var endpoints = new ApiEndpoints(service, new ApiServerOptions { BookmarkInterval = options.BookmarkInterval });
         var app = builder.Build();
         app.Run(endpoints.HandleAsync);

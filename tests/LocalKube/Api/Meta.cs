@@ -24,6 +24,10 @@ internal static class Meta
         node is JsonValue v && v.GetValueKind() == System.Text.Json.JsonValueKind.Number
         && long.TryParse(v.ToJsonString(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l) ? l : null;
 
+    public static double? Double(JsonNode? node) =>
+        node is JsonValue v && v.GetValueKind() == System.Text.Json.JsonValueKind.Number
+        && double.TryParse(v.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : null;
+
     public static int? Int(JsonNode? node) => Long(node) is { } l ? (int)l : null;
 
     public static bool? Bool(JsonNode? node) => node is JsonValue v && v.GetValueKind() is System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False ? v.GetValueKind() == System.Text.Json.JsonValueKind.True : null;

@@ -12,7 +12,7 @@ internal sealed record WriteOptions(bool DryRun = false, string? FieldManager = 
 internal sealed record DeleteOptions(string? PropagationPolicy = null, long? GracePeriodSeconds = null, string? PreconditionUid = null, string? PreconditionResourceVersion = null, bool DryRun = false);
 
 /// <summary>What admission plugins see: the object about to be stored and, on updates, the stored one.</summary>
-internal sealed record AdmissionRequest(ResourceType Type, string Operation, JsonObject Object, JsonObject? OldObject, string? Subresource);
+internal sealed record AdmissionRequest(ResourceType Type, string Operation, JsonObject Object, JsonObject? OldObject, string? Subresource, string? FieldValidation = null);
 
 /// <summary>Defaulting and validation that run before every create and update (built-in defaults, CRD schemas).</summary>
 internal interface IAdmission
@@ -200,7 +200,7 @@ internal sealed class ResourceService(IObjectStore store, ResourceRegistry regis
             RecordManager(obj, options.FieldManager, "Update", type.ApiVersion);
         }
 
-        Admit(new AdmissionRequest(type, "CREATE", obj, null, null));
+        Admit(new AdmissionRequest(type, "CREATE", obj, null, null, options.FieldValidation));
         if (options.DryRun)
         {
             return Present(type, obj);
@@ -432,7 +432,7 @@ internal sealed class ResourceService(IObjectStore store, ResourceRegistry regis
             RecordManager(next, options.FieldManager, operation, type.ApiVersion);
         }
 
-        Admit(new AdmissionRequest(type, "UPDATE", next, Present(type, old), subresource));
+        Admit(new AdmissionRequest(type, "UPDATE", next, Present(type, old), subresource, options.FieldValidation));
 
         if (SameContent(old, next))
         {
