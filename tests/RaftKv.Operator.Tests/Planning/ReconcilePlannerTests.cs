@@ -40,12 +40,12 @@ public sealed class ReconcilePlannerTests
     [Fact]
     public void A_new_cluster_gets_its_objects_then_its_statefulset()
     {
-        var fresh = new ObservedCluster { Name = "demo", Spec = new RaftClusterSpec { Replicas = 3 }, ObjectsToApply = ["demo-peers", "demo-client", "demo-members", "StatefulSet"] };
+        var fresh = new ObservedCluster { Name = "demo", Spec = new RaftClusterSpec { Replicas = 3 }, ObjectsToApply = ["Service/demo-peers", "Service/demo-client", "ConfigMap/demo-members", "StatefulSet/demo"] };
 
         var create = Expect<CreateObjects>(fresh);
-        Assert.Equal(["demo-peers", "demo-client", "demo-members"], create.Objects);
+        Assert.Equal(["Service/demo-peers", "Service/demo-client", "ConfigMap/demo-members"], create.Objects);
 
-        Assert.Equal(new Bootstrap(3), Plan(fresh with { ObjectsToApply = [ReconcilePlanner.StatefulSetObject] }));
+        Assert.Equal(new Bootstrap(3), Plan(fresh with { ObjectsToApply = ["StatefulSet/demo"] }));
         Assert.Equal(new Bootstrap(3), Plan(fresh with { ObjectsToApply = [] }));
     }
 
@@ -59,16 +59,16 @@ public sealed class ReconcilePlannerTests
     [Fact]
     public void A_deleted_statefulset_comes_back_at_its_former_size()
     {
-        var orphaned = Steady() with { StatefulSetReplicas = null, Members = [], LeaderId = null, Pods = [], PreviousMemberCount = 3, ObjectsToApply = [ReconcilePlanner.StatefulSetObject] };
+        var orphaned = Steady() with { StatefulSetReplicas = null, Members = [], LeaderId = null, Pods = [], PreviousMemberCount = 3, ObjectsToApply = ["StatefulSet/demo"] };
         var step = Expect<CreateObjects>(orphaned);
-        Assert.Equal([ReconcilePlanner.StatefulSetObject], step.Objects);
+        Assert.Equal(["StatefulSet/demo"], step.Objects);
         Assert.Equal(3, step.StatefulSetReplicas);
     }
 
     [Fact]
     public void Outdated_objects_are_applied_keeping_the_statefulset_size()
     {
-        var step = Expect<CreateObjects>(Steady(5) with { ObjectsToApply = ["demo-members", "StatefulSet"] });
+        var step = Expect<CreateObjects>(Steady(5) with { ObjectsToApply = ["ConfigMap/demo-members", "StatefulSet/demo"] });
         Assert.Equal(5, step.StatefulSetReplicas);
     }
 

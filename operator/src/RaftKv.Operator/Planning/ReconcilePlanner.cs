@@ -19,7 +19,8 @@ namespace RaftKv.Operator.Planning;
 /// </summary>
 internal static class ReconcilePlanner
 {
-    public const string StatefulSetObject = "StatefulSet";
+    /// <summary>Whether a CreateObjects key (<c>Kind/name</c>, as DesiredObjects makes them) names the StatefulSet.</summary>
+    public static bool IsStatefulSet(string key) => key.StartsWith("StatefulSet/", StringComparison.Ordinal);
 
     public static int Quorum(int voters) => voters / 2 + 1;
 
@@ -53,7 +54,7 @@ internal static class ReconcilePlanner
         // template uses OnDelete, so updating it restarts nothing).
         if (observed.StatefulSetReplicas is not { } statefulSetReplicas)
         {
-            var others = observed.ObjectsToApply.Where(o => o != StatefulSetObject).ToList();
+            var others = observed.ObjectsToApply.Where(o => !IsStatefulSet(o)).ToList();
             if (others.Count > 0)
             {
                 return new CreateObjects(others, 0);
@@ -61,7 +62,7 @@ internal static class ReconcilePlanner
 
             return observed.Bootstrapped
                 // The StatefulSet was deleted (its pods and volumes may remain): bring it back at the size it had.
-                ? new CreateObjects([StatefulSetObject], Math.Max(1, observed.PreviousMemberCount))
+                ? new CreateObjects([$"StatefulSet/{names.StatefulSet}"], Math.Max(1, observed.PreviousMemberCount))
                 : new Bootstrap(spec.Replicas);
         }
 
