@@ -35,6 +35,7 @@ internal sealed class TestNetwork
             Storage[id] = storage;
             Applied[id] = [];
             ReadStates[id] = [];
+            SoftStates[id] = [];
             Nodes[id] = new RaftNode(Config(id, storage, configure));
         }
 
@@ -63,6 +64,9 @@ internal sealed class TestNetwork
 
     public Dictionary<ulong, List<ReadState>> ReadStates { get; } = [];
 
+    /// <summary>Soft states reported in Readies, per node.</summary>
+    public Dictionary<ulong, List<SoftState>> SoftStates { get; } = [];
+
     /// <summary>Every message the network delivered or dropped, for assertions and failure output.</summary>
     public List<Message> Trace { get; } = [];
 
@@ -83,6 +87,7 @@ internal sealed class TestNetwork
         Storage[id] = storage;
         Applied[id] = [];
         ReadStates[id] = [];
+        SoftStates[id] = [];
         var node = new RaftNode(Config(id, storage, configure));
         Nodes[id] = node;
         return node;
@@ -267,6 +272,11 @@ internal sealed class TestNetwork
         }
 
         ReadStates[id].AddRange(rd.ReadStates);
+        if (rd.SoftState is { } soft)
+        {
+            SoftStates[id].Add(soft);
+        }
+
         node.Advance(rd);
     }
 
