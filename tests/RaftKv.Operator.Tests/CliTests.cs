@@ -23,6 +23,45 @@ public sealed class CliTests
         Assert.Contains("cannot reconcile yet", stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Help_lists_the_manifests_command_and_says_the_controller_is_missing()
+    {
+        var (code, stdout, _) = Run("--help");
+
+        Assert.Equal(0, code);
+        Assert.Contains("manifests --output-dir DIR", stdout, StringComparison.Ordinal);
+        Assert.Contains("controller is not part of this build", stdout, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("manifests", "--output-dir")]
+    [InlineData("manifests", "--bogus")]
+    public void Manifests_rejects_incomplete_or_unknown_arguments(params string[] args)
+    {
+        var (code, stdout, stderr) = Run(args);
+
+        Assert.Equal(2, code);
+        Assert.Equal("", stdout);
+        Assert.Contains("manifests", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Manifests_accepts_the_output_dir_in_equals_form()
+    {
+        var dir = Directory.CreateTempSubdirectory("raftkv-manifests-").FullName;
+        try
+        {
+            var (code, stdout, stderr) = Run("manifests", $"--output-dir={dir}");
+            Assert.True(code == 0, $"exit {code}, stderr {stderr}");
+            Assert.Contains("raftkv.io_raftclusters.yaml", stdout, StringComparison.Ordinal);
+            Assert.True(File.Exists(Path.Combine(dir, "raftkv.io_raftclusters.yaml")));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     private static (int Code, string Stdout, string Stderr) Run(params string[] args)
     {
         using var stdout = new StringWriter();

@@ -233,6 +233,15 @@ public sealed class ReconcilePlannerTests
     }
 
     [Fact]
+    public void A_leader_whose_volume_was_lost_hands_over_leadership_first()
+    {
+        var state = Steady(3) with { LostVolumes = new HashSet<int> { 0 } };
+        var transfer = Expect<TransferLeadership>(state);
+        Assert.Equal(("demo-0", "demo-1"), (transfer.From, transfer.To));
+        Assert.Contains("volume", transfer.Why, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_readded_member_then_catches_up_and_is_promoted()
     {
         var readded = Steady(3) with { Members = [Voter(0), Learner(1), Voter(2)], Pods = [Pod(0), Pod(1, ready: false), Pod(2)] };
