@@ -43,6 +43,8 @@ internal sealed class Simulation
     private ulong _maxSizePerMessage = 4096;
     private int _maxInflight = 16;
     private double _isolateNewLeader;
+    private double _isolateOnCommit;
+    private long _faultInterval = 300_000;
     private ulong _lastLeader;
     private ClientOperation? _probe;
     private ClientOperation? _ackedProbe;
@@ -87,7 +89,7 @@ internal sealed class Simulation
     private void Execute()
     {
         ChooseFaultProfile();
-        _trace.Line($"seed {_options.Seed}: {_options.Nodes} nodes, loss {_network.Loss:P0}, duplication {_network.Duplication:P0}, long delays {_network.LongDelay:P0}, max message {_maxSizePerMessage} bytes, {_maxInflight} in flight, new leaders isolated {_isolateNewLeader:P0}, faults {(_options.Faults ? "on" : "off")}");
+        _trace.Line($"seed {_options.Seed}: {_options.Nodes} nodes, loss {_network.Loss:P0}, duplication {_network.Duplication:P0}, long delays {_network.LongDelay:P0}, max message {_maxSizePerMessage} bytes, {_maxInflight} in flight, new leaders isolated {_isolateNewLeader:P0}, leaders isolated on commit {_isolateOnCommit:P0}, a fault every ~{_faultInterval / 1000} ms, faults {(_options.Faults ? "on" : "off")}");
 
         var founders = new List<ulong>();
         for (var i = 0; i < _options.Nodes; i++)
@@ -157,6 +159,9 @@ internal sealed class Simulation
         _maxInflight = new[] { 1, 4, 16 }[_random.Next(3)];
         _isolateNewLeader = new[] { 0, 0, 0.3, 0.7 }[_random.Next(4)];
         _isolateNewLeader = _options.IsolateNewLeaders ?? _isolateNewLeader;
+        _isolateOnCommit = new[] { 0, 0, 0.01, 0.05 }[_random.Next(4)];
+        _isolateOnCommit = _options.IsolateOnCommit ?? _isolateOnCommit;
+        _faultInterval = _options.FaultInterval ?? new long[] { 50_000, 100_000, 300_000, 600_000 }[_random.Next(4)];
     }
 
     // ---------------------------------------------------------------- nodes and their Ready loop
@@ -250,6 +255,14 @@ internal sealed class Simulation
             Send(node, message);
         }
 
+        if (_options.HostBug == HostBug.AckBeforeSync)
+        {
+            foreach (var message in ready.MessagesAfterPersist)
+            {
+                Send(node, message);
+            }
+        }
+
         var writes = ready.Snapshot is not null || ready.Entries.Count > 0 || ready.HardState is not null;
         var latency = writes ? DiskLatency(node) : 0;
         var incarnation = node.Incarnation;
@@ -274,9 +287,12 @@ internal sealed class Simulation
         var raft = node.Raft!;
         Persist(node, ready);
         node.InFlight = null;
-        foreach (var message in ready.MessagesAfterPersist)
+        if (_options.HostBug != HostBug.AckBeforeSync)
         {
-            Send(node, message);
+            foreach (var message in ready.MessagesAfterPersist)
+            {
+                Send(node, message);
+            }
         }
 
         if (leaderTerm != 0 && node.LeaderCheckedTerm != leaderTerm)
@@ -327,10 +343,18 @@ internal sealed class Simulation
         node.Disk.Append(ready.Entries);
         if (ready.HardState is { } hardState)
         {
-            if (node.Raft?.Role == StateRole.Leader && hardState.Commit > node.Disk.HardState.Commit
-                && hardState.Commit >= node.Disk.FirstIndex() && node.Disk.Term(hardState.Commit) < hardState.Term)
+            if (node.Raft?.Role == StateRole.Leader && hardState.Commit > node.Disk.HardState.Commit)
             {
-                _stats.PreviousTermCommits++;
+                if (hardState.Commit >= node.Disk.FirstIndex() && node.Disk.Term(hardState.Commit) < hardState.Term)
+                {
+                    _stats.PreviousTermCommits++;
+                }
+
+                if (_loading && !_network.Partitioned && _random.NextDouble() < _isolateOnCommit)
+                {
+                    // Nemesis: cut the leader off the moment its commit index advances, before followers learn it.
+                    IsolateBriefly(node);
+                }
             }
 
             node.Disk.SetHardState(hardState);
@@ -618,7 +642,12 @@ internal sealed class Simulation
 
         try
         {
-            if (operation.Input is KvGet)
+            if (operation.Input is KvGet && _options.HostBug == HostBug.LocalReads)
+            {
+                var local = node.Kv.Get(operation.Input.Key);
+                Respond(operation, new KvGetResult(local.Value, local.Version));
+            }
+            else if (operation.Input is KvGet)
             {
                 var context = new byte[8];
                 BinaryPrimitives.WriteInt64LittleEndian(context, operation.RequestId);
@@ -629,6 +658,11 @@ internal sealed class Simulation
             {
                 node.Writes[operation.RequestId] = operation;
                 node.Raft.Propose(new KvCommand(operation.RequestId, operation.Input).Encode());
+                if (_options.HostBug == HostBug.AckOnPropose && operation.Input is KvPut)
+                {
+                    node.Writes.Remove(operation.RequestId);
+                    Respond(operation, new KvPutResult());
+                }
             }
         }
         catch (ProposalDroppedException e)
@@ -702,7 +736,7 @@ internal sealed class Simulation
     // ---------------------------------------------------------------- faults
 
     private void ScheduleFault() =>
-        _clock.After((_options.FaultInterval * 2 / 5) + _random.NextInt64(_options.FaultInterval * 6 / 5), () =>
+        _clock.After((_faultInterval * 2 / 5) + _random.NextInt64(_faultInterval * 6 / 5), () =>
         {
             if (!_loading)
             {
@@ -820,7 +854,7 @@ internal sealed class Simulation
 
         _stats.Partitions++;
         var duration = 20_000 + _random.Next(300_000);
-        _trace.Line($"fault: new leader n{leader.Id} isolated for {Trace.Format(duration)}");
+        _trace.Line($"fault: leader n{leader.Id} isolated for {Trace.Format(duration)}");
         _clock.After(duration, () =>
         {
             if (_network.Partitioned)
@@ -833,7 +867,9 @@ internal sealed class Simulation
 
     private void CrashSomeNode()
     {
-        var node = RandomLiveNode();
+        // Usually a node in the middle of a disk write: the moment when what is synced and what was promised can differ.
+        var writing = _nodes.Values.Where(n => n.Up && !n.Removed && n.InFlight is not null).ToList();
+        var node = writing.Count > 0 && _random.Next(3) > 0 ? writing[_random.Next(writing.Count)] : RandomLiveNode();
         if (node is null)
         {
             return;

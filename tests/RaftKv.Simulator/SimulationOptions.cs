@@ -11,7 +11,7 @@ internal sealed record SimulationOptions
     /// <summary>Virtual time during which clients run and faults are injected (µs).</summary>
     public long LoadDuration { get; init; } = DefaultLoadDuration;
 
-    public const long DefaultLoadDuration = 4_000_000;
+    public const long DefaultLoadDuration = 12_000_000;
 
     /// <summary>After faults heal, the cluster must commit a new write within this much virtual time (µs).</summary>
     public long ProgressBound { get; init; } = 3_000_000;
@@ -25,8 +25,11 @@ internal sealed record SimulationOptions
 
     public int Keys { get; init; } = 5;
 
-    /// <summary>Mean virtual time between injected faults (µs); each gap is uniform in [0.4, 1.6] times it.</summary>
-    public long FaultInterval { get; init; } = 300_000;
+    /// <summary>
+    /// Mean virtual time between injected faults (µs); each gap is uniform in [0.4, 1.6] times it. Null lets the
+    /// seed choose (50 ms to 600 ms).
+    /// </summary>
+    public long? FaultInterval { get; init; }
 
     /// <summary>
     /// Probability that a new leader is cut off right after taking office; null lets the seed choose (0 to 70 %).
@@ -34,8 +37,14 @@ internal sealed record SimulationOptions
     /// </summary>
     public double? IsolateNewLeaders { get; init; }
 
+    /// <summary>Probability that a leader is cut off the moment its commit index advances; null lets the seed choose (0 to 5 %).</summary>
+    public double? IsolateOnCommit { get; init; }
+
     /// <summary>Byte limit of one MsgApp (0: one entry per message); null lets the seed choose (0, 256 or 4096).</summary>
     public ulong? MaxSizePerMessage { get; init; }
+
+    /// <summary>A deliberate mistake in the simulated host (not the core), to show the checks catch it.</summary>
+    public HostBug HostBug { get; init; }
 
     /// <summary>Inject faults (network, crashes, disks, membership, transfers). Off gives a fault-free run.</summary>
     public bool Faults { get; init; } = true;
@@ -78,6 +87,16 @@ internal sealed record SimulationOptions
             command += string.Create(System.Globalization.CultureInfo.InvariantCulture, $" --isolate-new-leaders {p}");
         }
 
+        if (HostBug != HostBug.None)
+        {
+            command += $" --host-bug {HostBugNames.Name(HostBug)}";
+        }
+
+        if (IsolateOnCommit is { } c)
+        {
+            command += string.Create(System.Globalization.CultureInfo.InvariantCulture, $" --isolate-on-commit {c}");
+        }
+
         if (MaxSizePerMessage is { } max)
         {
             command += $" --max-message-bytes {max}";
@@ -88,13 +107,47 @@ internal sealed record SimulationOptions
             command += $" --duration-ms {LoadDuration / 1000}";
         }
 
-        if (FaultInterval != 300_000)
+        if (FaultInterval is { } interval)
         {
-            command += $" --fault-interval-ms {FaultInterval / 1000}";
+            command += $" --fault-interval-ms {interval / 1000}";
         }
 
         return command + " --trace";
     }
+}
+
+/// <summary>Known-wrong host behaviours the simulator can switch on to prove its checks have teeth.</summary>
+internal enum HostBug
+{
+    None,
+
+    /// <summary>Serve reads from the local state machine without ReadIndex (stale reads on followers and deposed leaders).</summary>
+    LocalReads,
+
+    /// <summary>Acknowledge a put as soon as it is proposed, before it commits (writes can be lost).</summary>
+    AckOnPropose,
+
+    /// <summary>Send votes and acknowledgements before the write they promise is synced (a crash forgets them).</summary>
+    AckBeforeSync,
+}
+
+internal static class HostBugNames
+{
+    public static string Name(HostBug bug) => bug switch
+    {
+        HostBug.LocalReads => "local-reads",
+        HostBug.AckOnPropose => "ack-on-propose",
+        HostBug.AckBeforeSync => "ack-before-sync",
+        _ => "none",
+    };
+
+    public static HostBug Parse(string name) => name switch
+    {
+        "local-reads" => HostBug.LocalReads,
+        "ack-on-propose" => HostBug.AckOnPropose,
+        "ack-before-sync" => HostBug.AckBeforeSync,
+        _ => throw new ArgumentException($"--host-bug takes local-reads, ack-on-propose or ack-before-sync, not '{name}'"),
+    };
 }
 
 /// <summary>Outcome of one run.</summary>

@@ -11,15 +11,16 @@ namespace RaftKv.Simulator;
 internal static class SimulatorCli
 {
     private const string Usage =
-        "usage: RaftKv.Simulator [--seeds N [--first-seed S]] [--seed S] [--nodes 1|3|5] [--trace] [--no-faults] [--fault-interval-ms M] [--isolate-new-leaders P] [--duration-ms D] [--max-message-bytes B] [--unsafe commit-previous-term|vote-without-log-check]";
+        "usage: RaftKv.Simulator [--seeds N [--first-seed S]] [--seed S] [--nodes 1|3|5] [--trace] [--no-faults] [--fault-interval-ms M] [--isolate-new-leaders P] [--isolate-on-commit P] [--duration-ms D] [--max-message-bytes B] [--host-bug local-reads|ack-on-propose|ack-before-sync] [--unsafe commit-previous-term|vote-without-log-check]";
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         int? seeds = null, seed = null, nodes = null;
         long? faultInterval = null;
-        double? isolate = null;
+        double? isolate = null, isolateOnCommit = null;
         long? duration = null;
         int? maxMessage = null;
+        var hostBug = HostBug.None;
         var firstSeed = 1;
         bool trace = false, faults = true, unsafeCommit = false, unsafeVote = false;
         try
@@ -52,15 +53,19 @@ internal static class SimulatorCli
                         faultInterval = ParseInt(args, ref i, 1) * 1000L;
                         break;
                     case "--isolate-new-leaders":
-                        isolate = i + 1 < args.Length && double.TryParse(args[++i], NumberStyles.Float, CultureInfo.InvariantCulture, out var p) && p is >= 0 and <= 1
-                            ? p
-                            : throw new ArgumentException("--isolate-new-leaders takes a probability between 0 and 1");
+                        isolate = ParseProbability(args, ref i);
                         break;
                     case "--duration-ms":
                         duration = ParseInt(args, ref i, 100) * 1000L;
                         break;
                     case "--max-message-bytes":
                         maxMessage = ParseInt(args, ref i, 0);
+                        break;
+                    case "--isolate-on-commit":
+                        isolateOnCommit = ParseProbability(args, ref i);
+                        break;
+                    case "--host-bug":
+                        hostBug = HostBugNames.Parse(i + 1 < args.Length ? args[++i] : "");
                         break;
                     case "--no-faults":
                         faults = false;
@@ -110,9 +115,11 @@ internal static class SimulatorCli
             Seed = s,
             Nodes = nodes ?? SimulationOptions.NodesForSeed(s),
             Faults = faults,
-            FaultInterval = faultInterval ?? 300_000,
+            FaultInterval = faultInterval,
             IsolateNewLeaders = isolate,
+            IsolateOnCommit = isolateOnCommit,
             MaxSizePerMessage = (ulong?)maxMessage,
+            HostBug = hostBug,
             LoadDuration = duration ?? SimulationOptions.DefaultLoadDuration,
             UnsafeCommitPreviousTermByCounting = unsafeCommit,
             UnsafeGrantVoteWithoutLogCheck = unsafeVote,
@@ -167,6 +174,14 @@ internal static class SimulatorCli
         }
 
         output.WriteLine($"  replay: {o.ReplayCommand()}");
+    }
+
+    private static double ParseProbability(string[] args, ref int i)
+    {
+        var flag = args[i];
+        return i + 1 < args.Length && double.TryParse(args[++i], NumberStyles.Float, CultureInfo.InvariantCulture, out var p) && p is >= 0 and <= 1
+            ? p
+            : throw new ArgumentException($"{flag} takes a probability between 0 and 1");
     }
 
     private static int ParseInt(string[] args, ref int i, int min)
