@@ -251,12 +251,20 @@ internal sealed class ApiEndpoints(ResourceService service, ApiServerOptions opt
 
     private static async Task<JsonObject> ReadObjectAsync(HttpContext context)
     {
-        var text = await ReadBodyAsync(context);
         var contentType = context.Request.ContentType ?? "application/json";
-        if (contentType.Contains("protobuf", StringComparison.Ordinal) || contentType.Contains("cbor", StringComparison.Ordinal))
+        if (contentType.Contains("protobuf", StringComparison.Ordinal))
         {
-            throw ApiException.UnsupportedMediaType($"this server reads JSON and YAML only, not {contentType}");
+            using var buffer = new MemoryStream();
+            await context.Request.Body.CopyToAsync(buffer, context.RequestAborted);
+            return Protobuf.Decode(buffer.ToArray());
         }
+
+        if (contentType.Contains("cbor", StringComparison.Ordinal))
+        {
+            throw ApiException.UnsupportedMediaType($"this server reads JSON, YAML and (for a few kinds) protobuf, not {contentType}");
+        }
+
+        var text = await ReadBodyAsync(context);
 
         try
         {
@@ -272,8 +280,19 @@ internal sealed class ApiEndpoints(ResourceService service, ApiServerOptions opt
     private static async Task<DeleteOptions> ReadDeleteOptionsAsync(HttpContext context)
     {
         var q = context.Request.Query;
-        var text = await ReadBodyAsync(context);
         JsonObject body = [];
+        var text = "";
+        if (context.Request.ContentType?.Contains("protobuf", StringComparison.Ordinal) == true)
+        {
+            using var buffer = new MemoryStream();
+            await context.Request.Body.CopyToAsync(buffer, context.RequestAborted);
+            body = buffer.Length == 0 ? [] : Protobuf.Decode(buffer.ToArray());
+        }
+        else
+        {
+            text = await ReadBodyAsync(context);
+        }
+
         if (!string.IsNullOrWhiteSpace(text))
         {
             try

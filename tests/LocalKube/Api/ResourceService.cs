@@ -154,7 +154,7 @@ internal sealed class ResourceService(IObjectStore store, ResourceRegistry regis
         ValidateName(type, name);
         if (type.Namespaced)
         {
-            var bodyNs = Meta.Namespace(obj);
+            var bodyNs = Meta.Namespace(obj) is { Length: > 0 } given ? given : null;
             ns ??= bodyNs ?? "default";
             if (bodyNs is not null && bodyNs != ns)
             {
