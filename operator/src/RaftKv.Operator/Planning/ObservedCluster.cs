@@ -40,8 +40,10 @@ internal sealed record ObservedCluster
     public IReadOnlyList<ObservedPod> Pods { get; init; } = [];
 
     /// <summary>
-    /// The cluster has had a leader since its StatefulSet was first created (recorded in status, so an
-    /// operator restart remembers it). Before that, the initial members are still forming the cluster.
+    /// The cluster has had a leader since its StatefulSet was first created. Before that, the initial
+    /// members are still forming the cluster. The record of it lives in the cluster, so a restarted
+    /// operator finds it: the <c>NAME-members</c> ConfigMap says <c>initial-cluster-state: existing</c>
+    /// (written on the first leader, see ReconcilePlanner.MembersConfig); a leader seen now counts too.
     /// </summary>
     public bool Bootstrapped { get; init; }
 
