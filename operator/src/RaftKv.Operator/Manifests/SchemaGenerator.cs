@@ -140,6 +140,7 @@ internal static class SchemaGenerator
         schema.Minimum = property.GetCustomAttribute<MinimumAttribute>()?.Value;
         schema.Maximum = property.GetCustomAttribute<MaximumAttribute>()?.Value;
         schema.Pattern = property.GetCustomAttribute<PatternAttribute>()?.Regex;
+        schema.MaxLength = property.GetCustomAttribute<MaxLengthAttribute>()?.Value;
         if (property.GetCustomAttribute<ListMapAttribute>() is { } listMap)
         {
             schema.XKubernetesListType = "map";

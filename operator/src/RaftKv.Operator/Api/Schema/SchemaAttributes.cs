@@ -36,6 +36,16 @@ internal sealed class MaximumAttribute(long value) : Attribute
     public long Value { get; } = value;
 }
 
+/// <summary>
+/// The longest a string may be. Bounded strings also keep the API server's CEL cost estimate low: a
+/// CRD whose rules may cost too much on unbounded input is rejected by kube-apiserver.
+/// </summary>
+[AttributeUsage(AttributeTargets.Property)]
+internal sealed class MaxLengthAttribute(long value) : Attribute
+{
+    public long Value { get; } = value;
+}
+
 /// <summary>A regular expression (ECMA 262 subset, as Kubernetes evaluates it) a string field must match.</summary>
 [AttributeUsage(AttributeTargets.Property)]
 internal sealed class PatternAttribute(string regex) : Attribute

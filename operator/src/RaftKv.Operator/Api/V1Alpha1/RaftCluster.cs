@@ -70,10 +70,12 @@ internal sealed class RaftClusterSpec
     [Description("raftkv version to run, e.g. 0.1.0: the image is the operator's image repository with this tag. "
         + "Ignored when image is set. Empty means the operator's own version. A change rolls the pods one at a time, leader last.")]
     [Pattern("^[0-9A-Za-z_][0-9A-Za-z_.-]{0,127}$")]
+    [MaxLength(128)]
     public string? Version { get; set; }
 
     [JsonPropertyName("image")]
     [Description("Full image reference of the raftkv member container; overrides version.")]
+    [MaxLength(512)]
     public string? Image { get; set; }
 
     [JsonPropertyName("storage")]
@@ -112,6 +114,7 @@ internal sealed class RaftClusterStorage
     [JsonPropertyName("storageClassName")]
     [Description("StorageClass of the members' volumes. Meant to be local SSD (volumeBindingMode WaitForFirstConsumer, no network disks): "
         + "Raft fsyncs before every acknowledgement. Empty means the operator's default class. Immutable.")]
+    [MaxLength(253)]
     [ValidationRule("self == oldSelf", "storageClassName " + ImmutableRuleMessage, Reason = "FieldValueForbidden")]
     public string? StorageClassName { get; set; }
 
@@ -119,6 +122,7 @@ internal sealed class RaftClusterStorage
     [Description("Size of each member's volume, a Kubernetes quantity such as 10Gi. Immutable.")]
     [Default("\"10Gi\"")]
     [Pattern(QuantityPattern)]
+    [MaxLength(32)]
     [ValidationRule("self == oldSelf", "size " + ImmutableRuleMessage, Reason = "FieldValueForbidden")]
     public string Size { get; set; } = "10Gi";
 
@@ -162,11 +166,13 @@ internal sealed class RaftClusterTuning
     [JsonPropertyName("heartbeatInterval")]
     [Description("Leader heartbeat interval, e.g. 100ms (Manual mode). Roughly the round-trip time between members.")]
     [Pattern(KubeDuration.Pattern)]
+    [MaxLength(32)]
     public string? HeartbeatInterval { get; set; }
 
     [JsonPropertyName("electionTimeout")]
     [Description("Election timeout, e.g. 1s (Manual mode): at least 5 times heartbeatInterval and at most 50s.")]
     [Pattern(KubeDuration.Pattern)]
+    [MaxLength(32)]
     public string? ElectionTimeout { get; set; }
 
     [JsonPropertyName("profile")]
@@ -201,6 +207,7 @@ internal sealed class RaftClusterAffinity
 
     [JsonPropertyName("topologyKey")]
     [Description("Node label whose values are the domains members are kept apart on.")]
+    [MaxLength(317)]
     [Default("\"kubernetes.io/hostname\"")]
     public string TopologyKey { get; set; } = "kubernetes.io/hostname";
 }
