@@ -1,1 +1,0 @@
-namespace RaftKv.Storage; internal static class Placeholder { }
