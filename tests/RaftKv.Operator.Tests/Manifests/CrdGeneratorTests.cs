@@ -166,6 +166,21 @@ public sealed partial class CrdGeneratorTests
     }
 
     [Fact]
+    public void Every_list_map_key_is_required_in_its_items_as_the_API_server_demands()
+    {
+        var lists = Walk("status", Crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["status"]).Where(p => p.Schema.XKubernetesListType == "map").ToList();
+        Assert.Equal(2, lists.Count);
+        foreach (var (path, schema) in lists)
+        {
+            var item = (V1JSONSchemaProps)schema.Items;
+            foreach (var key in schema.XKubernetesListMapKeys)
+            {
+                Assert.True(item.Required?.Contains(key) == true, $"{path}: list-map key {key} is not required in the items");
+            }
+        }
+    }
+
+    [Fact]
     public void Generating_twice_gives_the_same_text()
     {
         Assert.Equal(CrdGenerator.ToYaml(CrdGenerator.Build()), CrdGenerator.ToYaml(CrdGenerator.Build()));

@@ -145,6 +145,10 @@ internal static class SchemaGenerator
         {
             schema.XKubernetesListType = "map";
             schema.XKubernetesListMapKeys = [.. listMap.Keys];
+
+            // The API server accepts a list-map only if every key field is required (or defaulted).
+            var item = (V1JSONSchemaProps)schema.Items;
+            item.Required = [.. (item.Required ?? []).Union(listMap.Keys).Order(StringComparer.Ordinal)];
         }
 
         // Rules on the property come after the rules of its type (a type's rules hold wherever it is used).
