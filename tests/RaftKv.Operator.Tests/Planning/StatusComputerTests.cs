@@ -132,6 +132,32 @@ public sealed class StatusComputerTests
         Assert.Equal(ClusterPhase.Degraded, status.Phase);
     }
 
+    [Fact]
+    public void A_joining_learner_is_not_a_member_down()
+    {
+        var observed = Steady(3).WithSpec(5) with { StatefulSetReplicas = 4, Members = [Voter(0), Voter(1), Voter(2), Learner(3)], Pods = [Pod(0), Pod(1), Pod(2), Pod(3, ready: false)] };
+        var status = Compute(observed);
+
+        AssertCondition(status, ConditionTypes.Degraded, "False", ConditionReasons.AsExpected);
+        AssertCondition(status, ConditionTypes.Progressing, "True", ConditionReasons.ScalingUp);
+        Assert.Equal(ClusterPhase.Scaling, status.Phase);
+    }
+
+    [Fact]
+    public void A_voter_down_while_a_learner_joins_is_still_reported()
+    {
+        var observed = Steady(3).WithSpec(5) with
+        {
+            StatefulSetReplicas = 4,
+            Members = [Voter(0), Voter(1, healthy: false), Voter(2), Learner(3)],
+            Pods = [Pod(0), Pod(1, ready: false), Pod(2), Pod(3, ready: false)],
+        };
+        var status = Compute(observed);
+
+        AssertCondition(status, ConditionTypes.Degraded, "True", ConditionReasons.MembersNotReady);
+        Assert.Equal("not ready or not healthy: demo-1", Condition(status, ConditionTypes.Degraded).Message);
+    }
+
     [Theory]
     [InlineData("scale up", ConditionReasons.ScalingUp, "Scaling")]
     [InlineData("scale down", ConditionReasons.ScalingDown, "Scaling")]

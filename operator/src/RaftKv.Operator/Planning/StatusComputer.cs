@@ -130,14 +130,15 @@ internal static class StatusComputer
 
         if (observed.Bootstrapped)
         {
+            // Voters only: a learner is expected to be unready while it joins, and holds no vote.
             var notReady = observed.Members
-                .Where(m => m.Ordinal is { } o && !observed.Pods.Any(p => p.Ordinal == o && p.Ready))
+                .Where(m => !m.IsLearner && m.Ordinal is { } o && !observed.Pods.Any(p => p.Ordinal == o && p.Ready))
                 .Select(m => names.Pod(m.Ordinal!.Value))
                 .ToList();
             var unhealthy = observed.Members.Where(m => !m.IsLearner && !m.Healthy && m.Ordinal is not null).Select(m => names.Pod(m.Ordinal!.Value)).ToList();
             var down = notReady.Union(unhealthy).Order(StringComparer.Ordinal).ToList();
-            // A learner still catching up, or the pod being rolled, is expected to be unready for a while.
-            var expected = step is WaitForCatchUp or RollPod or Wait { Reason: ConditionReasons.RollingUpdate };
+            // The pod being rolled is expected to be unready for a while.
+            var expected = step is RollPod or Wait { Reason: ConditionReasons.RollingUpdate };
             if (down.Count > 0 && !expected)
             {
                 return (true, ConditionReasons.MembersNotReady, $"not ready or not healthy: {string.Join(", ", down)}");
