@@ -198,7 +198,7 @@ internal sealed class Simulation
             UnsafeCommitPreviousTermByCounting = _options.UnsafeCommitPreviousTermByCounting,
             UnsafeGrantVoteWithoutLogCheck = _options.UnsafeGrantVoteWithoutLogCheck,
         });
-        _trace.Line($"n{node.Id} start (disk: {node.Disk.FirstIndex()}..{node.Disk.LastIndex()}, {node.Disk.HardState}, applied {node.Applied})");
+        _trace.Line($"n{node.Id} start (disk: {node.Disk.FirstIndex()}..{node.Disk.LastIndex()}, {DescribeHardState(node.Disk.HardState)}, applied {node.Applied})");
         ScheduleTick(node, node.Incarnation, firstTick: true);
     }
 
@@ -434,6 +434,8 @@ internal sealed class Simulation
         _trace.Line($"n{node.Id} snapshot at {node.Applied}, log now {node.Disk.FirstIndex()}..{node.Disk.LastIndex()}");
     }
 
+    private static string DescribeHardState(HardState hs) => $"hs(t{hs.Term} vote=n{hs.Vote} commit={hs.Commit})";
+
     private void TraceReady(SimNode node, Ready ready)
     {
         if (!_trace.Enabled)
@@ -449,7 +451,7 @@ internal sealed class Simulation
 
         if (ready.HardState is { } hs)
         {
-            parts.Add($"hs(t{hs.Term} vote=n{hs.Vote} commit={hs.Commit})");
+            parts.Add(DescribeHardState(hs));
         }
 
         if (ready.Snapshot is { } snap)
@@ -901,7 +903,7 @@ internal sealed class Simulation
 
         node.DropVolatileState();
         _stats.Crashes++;
-        _trace.Line($"fault: n{node.Id} crashed{(kept ? " (its write in progress reached the disk)" : "")}; disk keeps {node.Disk.FirstIndex()}..{node.Disk.LastIndex()}, {node.Disk.HardState}");
+        _trace.Line($"fault: n{node.Id} crashed{(kept ? " (its write in progress reached the disk)" : "")}; disk keeps {node.Disk.FirstIndex()}..{node.Disk.LastIndex()}, {DescribeHardState(node.Disk.HardState)}");
     }
 
     private void TransferLeadership()
@@ -949,14 +951,13 @@ internal sealed class Simulation
                 change = new ConfChange(ConfChangeType.AddNode, learner);
             }
         }
-        else if (conf.Voters.Count > _options.Nodes)
+        else if (conf.Voters.Count > _options.Nodes && (conf.Voters.Count > 2 || _options.ShrinkTwoVoters))
         {
-            // Not the leader of a two-voter configuration: the remaining voter can only learn that the removal
-            // committed from the leader, which steps down as soon as it applies it; if that one message is
-            // lost the survivor waits for a quorum of the old configuration forever (etcd-io/raft behaves
-            // the same). Operators remove the follower instead.
-            var removable = conf.Voters.Where(v => conf.Voters.Count > 2 || v != leader.Id).ToList();
-            change = new ConfChange(ConfChangeType.RemoveNode, removable[_random.Next(removable.Count)]);
+            // Never shrink a two-voter configuration: the survivor only learns that the removal committed from
+            // the other voter, which leaves as soon as it applies it (and a leader may even forget the commit in a
+            // crash, its hard state lagging what it sent). If that goes wrong the survivor waits for a quorum of
+            // the old configuration forever; etcd-io/raft behaves the same. --shrink-two-voters turns it back on.
+            change = new ConfChange(ConfChangeType.RemoveNode, conf.Voters[_random.Next(conf.Voters.Count)]);
         }
         else if (_joiningNode != 0 && !conf.Voters.Contains(_joiningNode) && !_nodes[_joiningNode].Removed)
         {
