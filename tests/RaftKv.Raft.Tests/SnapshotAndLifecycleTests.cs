@@ -57,9 +57,13 @@ public sealed class SnapshotAndLifecycleTests
         net.Propose(1, "a");
         CompactLeader(net);
         net.Heal();
+        net.ReportSnapshots = false;
         net.Filter = m => m.Type != MessageType.MsgSnap; // the transport loses the snapshot
         net.TickAll(1);
         Assert.Equal(ProgressState.Snapshot, net[1].Status.Progress[3].State);
+        net.TickAll(20);
+        Assert.Equal(ProgressState.Snapshot, net[1].Status.Progress[3].State); // nothing else goes until reported
+        Assert.Empty(net.Applied[3]);
 
         net[1].ReportSnapshot(3, SnapshotStatus.Failure);
         Assert.Equal(ProgressState.Probe, net[1].Status.Progress[3].State);

@@ -73,6 +73,9 @@ internal sealed class TestNetwork
     /// <summary>Return false to drop a message.</summary>
     public Func<Message, bool>? Filter { get; set; }
 
+    /// <summary>Whether the network reports MsgSnap outcomes to the sender, as a transport must (default true).</summary>
+    public bool ReportSnapshots { get; set; } = true;
+
     /// <summary>Reorders/duplicates each delivery round (for the randomized tests).</summary>
     public Func<Message[], Message[]>? Perturb { get; set; }
 
@@ -113,7 +116,14 @@ internal sealed class TestNetwork
     {
         var node = new RaftNode(Config(id, Storage[id], configure));
         Nodes[id] = node;
+        // The state machine restarts from the last snapshot (its data is the applied values joined by '|').
         Applied[id].Clear();
+        var snap = Storage[id].Snapshot();
+        if (!snap.IsEmpty)
+        {
+            Applied[id].AddRange(Encoding.UTF8.GetString(snap.Data.Span).Split('|', StringSplitOptions.RemoveEmptyEntries));
+        }
+
         return node;
     }
 
@@ -218,10 +228,20 @@ internal sealed class TestNetwork
                 Trace.Add(m);
                 if (_cut.Contains((m.From, m.To)) || (Filter is not null && !Filter(m)) || !Nodes.TryGetValue(m.To, out var to))
                 {
+                    // Like a real transport, tell the leader its snapshot did not get through.
+                    if (ReportSnapshots && m.Type == MessageType.MsgSnap && Nodes.TryGetValue(m.From, out var sender))
+                    {
+                        sender.ReportSnapshot(m.To, SnapshotStatus.Failure);
+                    }
+
                     continue;
                 }
 
                 to.Step(Rewrite is null ? m : Rewrite(m));
+                if (ReportSnapshots && m.Type == MessageType.MsgSnap && Nodes.TryGetValue(m.From, out var leader))
+                {
+                    leader.ReportSnapshot(m.To, SnapshotStatus.Finish);
+                }
             }
         }
 
@@ -278,6 +298,21 @@ internal sealed class TestNetwork
         }
 
         node.Advance(rd);
+    }
+
+    /// <summary>Snapshots node <paramref name="id"/>'s state machine at its applied index and compacts its log there.</summary>
+    public void Compact(ulong id)
+    {
+        var node = Nodes[id];
+        var applied = node.Status.Applied;
+        var storage = Storage[id];
+        if (applied <= storage.Snapshot().Metadata.Index || applied < storage.FirstIndex())
+        {
+            return;
+        }
+
+        storage.CreateSnapshot(applied, node.ConfState, Encoding.UTF8.GetBytes(string.Join('|', Applied[id])));
+        storage.Compact(applied);
     }
 
     /// <summary>Log of a node as "index/term" pairs from storage (after persist).</summary>

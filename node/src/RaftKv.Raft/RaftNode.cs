@@ -328,7 +328,11 @@ public sealed class RaftNode
     public void ReportUnreachable(ulong id) =>
         _raft.Step(new Message { Type = MessageType.MsgUnreachable, From = id });
 
-    /// <summary>Outcome of sending the snapshot of a MsgSnap to <paramref name="id"/>.</summary>
+    /// <summary>
+    /// Outcome of sending the snapshot of a MsgSnap to <paramref name="id"/>. The host must report every MsgSnap it was
+    /// given (Finish once delivered, Failure if the transfer failed): until then the leader sends nothing else to that
+    /// follower, so a lost snapshot that is never reported stalls it.
+    /// </summary>
     public void ReportSnapshot(ulong id, SnapshotStatus status) =>
         _raft.Step(new Message { Type = MessageType.MsgSnapStatus, From = id, Reject = status == SnapshotStatus.Failure });
 
