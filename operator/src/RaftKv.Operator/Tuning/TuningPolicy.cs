@@ -13,7 +13,10 @@ internal sealed record TuningPolicyOptions
     /// </summary>
     public TimeSpan QuietPeriod { get; init; } = TimeSpan.FromMinutes(10);
 
-    /// <summary>Changes smaller than this fraction of the values in force are ignored (no flapping on noise).</summary>
+    /// <summary>
+    /// Lowering is considered only when the formula asks for at least this fraction less than the values in
+    /// force; rises always apply. The band between is where noise lives, so timing does not flap.
+    /// </summary>
     public double Hysteresis { get; init; } = 0.2;
 }
 
@@ -49,8 +52,8 @@ internal sealed record TuningDecision(
 
 /// <summary>
 /// Auto tuning's behaviour over time, around <see cref="TuningFormula"/>: raise at once (a timeout too
-/// short for the network causes needless elections now), lower only after a quiet period without leader
-/// changes (a timeout too long only slows failover), ignore changes within the hysteresis band. Manual
+/// short for the network causes needless elections now), lower only by more than the hysteresis band
+/// and only after a quiet period without leader changes (a timeout too long only slows failover). Manual
 /// mode applies the spec's values, which RaftClusterValidator has checked.
 /// </summary>
 internal static class TuningPolicy
@@ -94,8 +97,10 @@ internal static class TuningPolicy
             return Apply(wanted, $"Auto: first measurement ({inputsText})");
         }
 
-        var heartbeatUp = Significant(current.HeartbeatInterval, wanted.HeartbeatInterval, options) && wanted.HeartbeatInterval > current.HeartbeatInterval;
-        var electionUp = Significant(current.ElectionTimeout, wanted.ElectionTimeout, options) && wanted.ElectionTimeout > current.ElectionTimeout;
+        // Any rise applies: a timeout below what the network needs causes needless elections now. The
+        // formula's steps (10 ms for H, multiples of H for E) keep rises from being arbitrarily small.
+        var heartbeatUp = wanted.HeartbeatInterval > current.HeartbeatInterval;
+        var electionUp = wanted.ElectionTimeout > current.ElectionTimeout;
         if (heartbeatUp || electionUp)
         {
             // Raise at once. A value that wants to go down meanwhile stays where it is: lowering waits.
@@ -108,7 +113,7 @@ internal static class TuningPolicy
         var electionDown = Significant(current.ElectionTimeout, wanted.ElectionTimeout, options) && wanted.ElectionTimeout < current.ElectionTimeout;
         if (!heartbeatDown && !electionDown)
         {
-            return Keep($"Auto: measurements call for values within {options.Hysteresis * 100:0}% of those in force ({inputsText})", lowerWantedSince: null);
+            return Keep($"Auto: measurements call for values at most {options.Hysteresis * 100:0}% below those in force; keeping them ({inputsText})", lowerWantedSince: null);
         }
 
         var since = inputs.LowerWantedSince ?? inputs.Now;
