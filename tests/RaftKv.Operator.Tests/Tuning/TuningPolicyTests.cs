@@ -184,6 +184,34 @@ public sealed class TuningPolicyTests
     }
 
     [Fact]
+    public void The_issues_delay_scenario_raises_at_once_and_lowers_after_the_quiet_period()
+    {
+        // A LAN cluster; 50 ms is added each way between pods (RTT ≈ 100 ms, p99 ≈ 130 ms); later removed.
+        var lan = new TuningMeasurements(Ms(0.5), Ms(2), Ms(1));
+        var delayed = new TuningMeasurements(Ms(100.5), Ms(130), Ms(1));
+        var timing = Decide(null, lan, T0).Timing;
+        Assert.Equal(Timing(100, 1000), timing);
+
+        var raised = Decide(timing, delayed, T0 + TimeSpan.FromMinutes(1));
+        Assert.True(raised.Changed);
+        Assert.Equal(Timing(110, 1320), raised.Timing);   // H = ceil10(100.5); E = 10 × (130 + 1) = 1310 → 12 × 110
+        Assert.Equal("1.732s-3.052s", raised.PredictedFailover); // E + H + 3 × 100.5 ms, and 2E + …
+
+        // Delay removed at minute 30; lower values wanted from then, applied 10 minutes later.
+        DateTimeOffset? since = null;
+        var current = raised.Timing;
+        for (var minute = 30; minute <= 40; minute++)
+        {
+            var decision = Decide(current, lan, T0 + TimeSpan.FromMinutes(minute), lastLeaderChange: null, lowerWantedSince: since);
+            Assert.True(decision.Changed == (minute == 40), $"minute {minute}: changed {decision.Changed}, {decision.Reason}");
+            since = decision.LowerWantedSince;
+            current = decision.Timing;
+        }
+
+        Assert.Equal(Timing(100, 1000), current);
+    }
+
+    [Fact]
     public void A_noisy_measurement_series_settles_and_never_flaps()
     {
         // Round trips wander between 80 and 120 ms, with no leader change: the timing may ratchet up while
