@@ -34,7 +34,7 @@ public sealed partial class CrdGeneratorTests
     public void The_YAML_reads_back_as_the_same_definition()
     {
         var yaml = CrdGenerator.ToYaml(Crd);
-        var back = KubernetesYaml.Deserialize<V1CustomResourceDefinition>(yaml);
+        var back = KubernetesYaml.Deserialize<V1CustomResourceDefinition>(yaml, strict: true);
         Assert.Equal(KubernetesJson.Serialize(Crd), KubernetesJson.Serialize(back));
         Assert.DoesNotContain("3.0", yaml, StringComparison.Ordinal);
     }
