@@ -234,6 +234,34 @@ public sealed class KnownHistoryTests
     }
 
     [Fact]
+    public void Time_budget_turns_a_long_search_into_unknown()
+    {
+        var builder = new HistoryBuilder();
+        for (var i = 0; i < 30; i++)
+        {
+            builder.Put(i, 0, 100, "x", $"v{i}");
+        }
+
+        builder.Get(99, 200, 210, "x", "never written");
+        var clock = new SteppingClock(TimeSpan.FromMilliseconds(1));
+
+        var result = builder.Check(new CheckOptions { Timeout = TimeSpan.FromMilliseconds(50), TimeProvider = clock });
+
+        Assert.True(result.Outcome == CheckOutcome.Unknown, result.ToString());
+        Assert.InRange(result.Steps, 1024, 1024 * 60);
+    }
+
+    /// <summary>A clock that moves forward a fixed amount every time it is read.</summary>
+    private sealed class SteppingClock(TimeSpan step) : TimeProvider
+    {
+        private long _now;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => _now += step.Ticks;
+    }
+
+    [Fact]
     public void Many_concurrent_writes_then_an_impossible_read_is_refuted_thanks_to_memoization()
     {
         // 12 concurrent puts have 12! (479 million) orders; the memo table of (linearized set, state)
