@@ -22,6 +22,9 @@ public sealed class MvccOptions
     /// <summary>LMDB map size (address space reserved; the file grows only as needed).</summary>
     public long MapSizeBytes { get; set; } = 16L * 1024 * 1024 * 1024;
 
+    /// <summary>Tests and benchmarks only: commits are not synced (a machine crash can corrupt the file).</summary>
+    internal bool UnsafeNoSync { get; set; }
+
     internal long EffectiveQuota => QuotaBackendBytes == 0 ? DefaultQuotaBytes : QuotaBackendBytes;
 }
 
@@ -72,6 +75,8 @@ public sealed partial class MvccStore : IDisposable
 
     /// <summary>What readers see: changed only after the LMDB commit that made it true.</summary>
     private sealed record StoreState(long CurrentRevision, long CompactRevision, ulong ConsistentIndex, ulong Term, bool NoSpaceAlarm);
+
+    static MvccStore() => LmdbLibrary.EnsureResolver();
 
     private MvccStore(string path, MvccOptions options, ILogger logger)
     {
@@ -138,7 +143,8 @@ public sealed partial class MvccStore : IDisposable
         _env = new LightningEnvironment(_path, new EnvironmentConfiguration { MapSize = _options.MapSizeBytes, MaxDatabases = 4, MaxReaders = 256 });
 
         // NoMetaSync: each commit syncs its data pages; a crash can only undo the last commit, which the WAL replays.
-        _env.Open(EnvironmentOpenFlags.NoSubDir | EnvironmentOpenFlags.NoMetaSync | EnvironmentOpenFlags.NoThreadLocalStorage | EnvironmentOpenFlags.NoReadAhead);
+        var flags = EnvironmentOpenFlags.NoSubDir | EnvironmentOpenFlags.NoMetaSync | EnvironmentOpenFlags.NoThreadLocalStorage | EnvironmentOpenFlags.NoReadAhead;
+        _env.Open(_options.UnsafeNoSync ? flags | EnvironmentOpenFlags.NoSync : flags);
         using (var tx = _env.BeginTransaction())
         {
             _keyDb = tx.OpenDatabase("key", new DatabaseConfiguration { Flags = DatabaseOpenFlags.Create });

@@ -68,7 +68,12 @@ internal static class TxnLogic
         }
     }
 
-    /// <summary>Intervals deleted in one branch: point keys (End null) or [Begin, End) compared bytewise, as etcd's interval tree does.</summary>
+    /// <summary>
+    /// Intervals deleted in one branch: point keys (End null) or [Begin, End) compared bytewise, as etcd's interval tree does,
+    /// except that a range end of "\0" means "every key from Begin on" here, as it does when the delete runs. (etcd's check reads
+    /// it literally, so a txn deleting "k".."\0" and putting "k" passes, then writes the key twice in one revision: its compaction
+    /// later drops the put. We refuse that txn as a duplicate instead.)
+    /// </summary>
     private readonly record struct Interval(byte[] Begin, byte[]? End)
     {
         public bool Contains(byte[] key)
@@ -78,7 +83,7 @@ internal static class TxnLogic
                 return ByteKeyComparer.Instance.Equals(Begin, key);
             }
 
-            return ByteKeyComparer.Instance.Compare(Begin, key) <= 0 && ByteKeyComparer.Instance.Compare(key, End) < 0;
+            return ByteKeyComparer.Instance.Compare(Begin, key) <= 0 && (End is [0] || ByteKeyComparer.Instance.Compare(key, End) < 0);
         }
     }
 

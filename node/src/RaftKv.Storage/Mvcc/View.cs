@@ -109,9 +109,10 @@ public sealed partial class MvccStore
 
             var (revs, total) = Revisions(r.Key, end, rev, limit);
             var kvs = new List<KeyValue>(revs.Count);
+            var skipValues = r.KeysOnly && r.SortTarget != SortTarget.Value; // values are dropped only after sorting
             foreach (var rv in revs)
             {
-                kvs.Add(Load(rv, r.KeysOnly));
+                kvs.Add(Load(rv, skipValues));
             }
 
             if (r.MaxModRevision != 0)
@@ -140,6 +141,14 @@ public sealed partial class MvccStore
             {
                 kvs.RemoveRange((int)r.Limit, kvs.Count - (int)r.Limit);
                 more = true;
+            }
+
+            if (r.KeysOnly && !skipValues)
+            {
+                for (var i = 0; i < kvs.Count; i++)
+                {
+                    kvs[i] = kvs[i] with { Value = [] };
+                }
             }
 
             return new RangeResponse(current, kvs, more, total);
