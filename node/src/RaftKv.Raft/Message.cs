@@ -79,7 +79,7 @@ public sealed record Message
 
     public ulong From { get; init; }
 
-    /// <summary>The sender's term; 0 for local messages and for MsgProp/MsgReadIndex forwarded by a follower (term-less).</summary>
+    /// <summary>The sender's term; 0 for local messages and for MsgProp/MsgReadIndex/MsgTransferLeader forwarded to the leader (term-less).</summary>
     public ulong Term { get; init; }
 
     /// <summary>MsgApp: term of the entry at <see cref="Index"/>. Votes: term of the candidate's last entry. Rejected MsgAppResp: term at RejectHint.</summary>

@@ -1148,6 +1148,8 @@ internal sealed class RaftCore
                 throw new ProposalDroppedException(ProposalDropReason.NoLeader, "raft proposal dropped: no leader (election in progress); retry");
             case MessageType.MsgReadIndex:
                 throw new ProposalDroppedException(ProposalDropReason.NoLeader, "raft read index dropped: no leader (election in progress); retry");
+            case MessageType.MsgTransferLeader:
+                throw new ProposalDroppedException(ProposalDropReason.NoLeader, "raft leadership transfer dropped: no leader (election in progress)");
             case MessageType.MsgApp:
                 BecomeFollower(m.Term, m.From); // a leader of our term exists
                 HandleAppend(m);
