@@ -334,9 +334,9 @@ internal sealed class RaftCore
         AbortLeaderTransfer();
         _votes.Clear();
         var last = Log.LastIndex();
-        foreach (var (id, p) in _progress)
+        foreach (var id in _members)
         {
-            var learner = p.IsLearner;
+            var learner = _progress[id].IsLearner;
             var fresh = new Progress(last + 1, _config.MaxInflightMessages, _config.MaxInflightBytes, learner);
             if (id == Id)
             {
