@@ -129,4 +129,57 @@ public sealed class ReadyContractTests
         net.TickAll(30);
         Assert.Equal(new SoftState(0, StateRole.Follower), net.SoftStates[2][counts[2]]); // check-quorum stepped it down
     }
+
+    [Fact]
+    public void Leader_with_a_slow_disk_commits_through_its_followers_but_applies_only_after_its_own_persist()
+    {
+        var net = new TestNetwork(3);
+        net.Campaign(1);
+        net.TickAll(1);
+        var leader = net[1];
+        leader.Propose("slow"u8.ToArray());
+        var rd = leader.GetReady(); // the leader's write is "in progress" from here on
+        var index = rd.Entries[^1].Index;
+        foreach (var m in rd.Messages)
+        {
+            net.Nodes[m.To].Step(m); // sent in parallel with the leader's fsync
+        }
+
+        foreach (var id in new ulong[] { 2, 3 })
+        {
+            var frd = net[id].GetReady();
+            net.Storage[id].Append(frd.Entries);
+            net[id].Advance(frd);
+            foreach (var m in frd.MessagesAfterPersist)
+            {
+                leader.Step(m);
+            }
+        }
+
+        // Two durable copies out of three: committed, although the leader has not persisted its own copy.
+        Assert.Equal(index, leader.Commit);
+        Assert.False(leader.HasReady); // but nothing is handed out until the outstanding Ready is advanced
+
+        net.Storage[1].Append(rd.Entries);
+        leader.Advance(rd);
+        var next = leader.GetReady();
+        Assert.Equal("slow", Encoding.UTF8.GetString(next.CommittedEntries[^1].Data.Span));
+        leader.Advance(next);
+    }
+
+    [Fact]
+    public void Status_reports_progress_of_every_member_on_the_leader_only()
+    {
+        var net = new TestNetwork(3);
+        net.Campaign(1);
+        net.Propose(1, "x");
+        net.TickAll(1);
+        var status = net[1].Status;
+        Assert.Equal([1UL, 2UL, 3UL], status.Progress.Keys.Order());
+        Assert.All(status.Progress.Values, p => Assert.Equal(net[1].LastIndex, p.Match));
+        Assert.Equal(new SoftState(1, StateRole.Leader), status.SoftState);
+        Assert.Equal(new ConfState([1, 2, 3]), status.ConfState);
+        Assert.Empty(net[2].Status.Progress);
+        Assert.Equal(net[1].Commit, net[2].Status.Applied);
+    }
 }
