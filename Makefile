@@ -65,6 +65,10 @@ chaos: ## Fault suite against real processes (issue 'Fault suite'; FULL=1 for th
 	@if [ ! -d tests/RaftKv.Chaos ]; then echo "make chaos: the fault suite (issue 'Fault suite') has not landed yet"; exit 2; fi
 	$(DOTNET) run --project tests/RaftKv.Chaos -c $(CONFIG) -- $(if $(FULL),--full,)
 
+.PHONY: manifests
+manifests: ## Regenerate the RaftCluster CRD (config/crd) from the C# API types
+	$(DOTNET) run --project operator/src/RaftKv.Operator -c $(CONFIG) -- manifests --output-dir config/crd
+
 .PHONY: lint
 lint: ## Check formatting and code style (dotnet format --verify-no-changes)
 	$(DOTNET) format $(SOLUTION) --verify-no-changes -v minimal

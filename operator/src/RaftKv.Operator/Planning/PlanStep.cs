@@ -82,7 +82,7 @@ internal sealed record RollPod(string Pod, int Ordinal) : PlanStep
 /// <summary>Apply new Raft timing live on every member and record it in the tuning ConfigMap.</summary>
 internal sealed record UpdateTuning(RaftTiming Timing, string Why) : PlanStep
 {
-    public override string Describe() => $"set heartbeat {Api.KubeDuration.Format(Timing.HeartbeatInterval)}, election {Api.KubeDuration.Format(Timing.ElectionTimeout)} ({Why})";
+    public override string Describe() => $"set heartbeat {GoDuration.Format(Timing.HeartbeatInterval)}, election {GoDuration.Format(Timing.ElectionTimeout)} ({Why})";
 }
 
 /// <summary>Nothing is safe to do now; look again later.</summary>

@@ -1,5 +1,4 @@
 using k8s.Models;
-using RaftKv.Operator.Api;
 using RaftKv.Operator.Api.V1Alpha1;
 using RaftKv.Operator.Builders;
 
@@ -31,7 +30,7 @@ internal static class StatusComputer
                 Id = $"{m.Id:x16}",
                 Role = m.IsLearner ? MemberRole.Learner : m.Id == observed.LeaderId ? MemberRole.Leader : MemberRole.Follower,
                 Ready = m.Ordinal is { } o && readyPods.Contains(o),
-                Rtt = m.Rtt is { } rtt ? KubeDuration.Format(rtt) : null,
+                Rtt = m.Rtt is { } rtt ? GoDuration.Format(rtt) : null,
             })
             .ToList();
 
@@ -148,7 +147,7 @@ internal static class StatusComputer
         if (slowDisk)
         {
             return (true, ConditionReasons.SlowDisk,
-                $"WAL fsync p99 is {(observed.FsyncP99 is { } fsync ? KubeDuration.Format(fsync) : "unknown")}, above 10ms: every write waits for the disk; use local SSD storage");
+                $"WAL fsync p99 is {(observed.FsyncP99 is { } fsync ? GoDuration.Format(fsync) : "unknown")}, above 10ms: every write waits for the disk; use local SSD storage");
         }
 
         return (false, ConditionReasons.AsExpected, "no problem seen");

@@ -1,4 +1,3 @@
-using RaftKv.Operator.Api;
 using RaftKv.Operator.Api.V1Alpha1;
 
 namespace RaftKv.Operator.Tuning;
@@ -86,7 +85,7 @@ internal static class TuningFormula
         var overhead = timing.HeartbeatInterval + rttP50 * 3;
         var low = RoundUp(timing.ElectionTimeout + overhead, TimeSpan.FromMilliseconds(1));
         var high = RoundUp(timing.ElectionTimeout * 2 + overhead, TimeSpan.FromMilliseconds(1));
-        return $"{KubeDuration.Format(low)}-{KubeDuration.Format(high)}";
+        return $"{GoDuration.Format(low)}-{GoDuration.Format(high)}";
     }
 
     public static bool IsSlowDisk(TuningMeasurements measurements) => measurements.FsyncP99 > SlowDiskThreshold;

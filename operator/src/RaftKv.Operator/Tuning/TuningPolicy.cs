@@ -1,5 +1,4 @@
 using System.Globalization;
-using RaftKv.Operator.Api;
 using RaftKv.Operator.Api.V1Alpha1;
 
 namespace RaftKv.Operator.Tuning;
@@ -75,7 +74,7 @@ internal static class TuningPolicy
                     slowDisk, null, TuningFormula.PredictedFailover(keep, rtt));
             }
 
-            var manual = new RaftTiming(KubeDuration.Parse(inputs.Spec.HeartbeatInterval!), KubeDuration.Parse(inputs.Spec.ElectionTimeout!));
+            var manual = new RaftTiming(GoDuration.Parse(inputs.Spec.HeartbeatInterval!), GoDuration.Parse(inputs.Spec.ElectionTimeout!));
             var changed = manual != current;
             return new TuningDecision(manual, changed, $"Manual: heartbeat {Format(manual.HeartbeatInterval)}, election {Format(manual.ElectionTimeout)} from spec.tuning",
                 slowDisk, null, TuningFormula.PredictedFailover(manual, rtt));
@@ -159,5 +158,5 @@ internal static class TuningPolicy
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
-    private static string Format(TimeSpan value) => KubeDuration.Format(value);
+    private static string Format(TimeSpan value) => GoDuration.Format(value);
 }

@@ -165,13 +165,13 @@ internal sealed class RaftClusterTuning
 
     [JsonPropertyName("heartbeatInterval")]
     [Description("Leader heartbeat interval, e.g. 100ms (Manual mode). Roughly the round-trip time between members.")]
-    [Pattern(KubeDuration.Pattern)]
+    [Pattern(GoDuration.Pattern)]
     [MaxLength(32)]
     public string? HeartbeatInterval { get; set; }
 
     [JsonPropertyName("electionTimeout")]
     [Description("Election timeout, e.g. 1s (Manual mode): at least 5 times heartbeatInterval and at most 50s.")]
-    [Pattern(KubeDuration.Pattern)]
+    [Pattern(GoDuration.Pattern)]
     [MaxLength(32)]
     public string? ElectionTimeout { get; set; }
 

@@ -112,7 +112,7 @@ internal static class RaftClusterValidator
         TimeSpan? heartbeat = null, election = null;
         if (tuning.HeartbeatInterval is { } heartbeatText)
         {
-            if (KubeDuration.TryParse(heartbeatText, out var value, out var error))
+            if (GoDuration.TryParse(heartbeatText, out var value, out var error))
             {
                 heartbeat = value;
             }
@@ -124,7 +124,7 @@ internal static class RaftClusterValidator
 
         if (tuning.ElectionTimeout is { } electionText)
         {
-            if (KubeDuration.TryParse(electionText, out var value, out var error))
+            if (GoDuration.TryParse(electionText, out var value, out var error))
             {
                 election = value;
             }
@@ -157,7 +157,7 @@ internal static class RaftClusterValidator
             {
                 errors.Add(new("spec.tuning.electionTimeout",
                     "electionTimeout must be at least 5 times heartbeatInterval: followers must miss several heartbeats before starting an election"
-                    + $" (got {tuning.ElectionTimeout} with heartbeatInterval {tuning.HeartbeatInterval}; use at least {KubeDuration.Format(hb * MinElectionToHeartbeatRatio)})"));
+                    + $" (got {tuning.ElectionTimeout} with heartbeatInterval {tuning.HeartbeatInterval}; use at least {GoDuration.Format(hb * MinElectionToHeartbeatRatio)})"));
             }
 
             if (e > MaxElectionTimeout)

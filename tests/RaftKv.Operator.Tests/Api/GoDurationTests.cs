@@ -1,8 +1,7 @@
-using RaftKv.Operator.Api;
 
 namespace RaftKv.Operator.Tests.Api;
 
-public sealed class KubeDurationTests
+public sealed class GoDurationTests
 {
     [Theory]
     [InlineData("0", 0)]
@@ -20,7 +19,7 @@ public sealed class KubeDurationTests
     [InlineData("50s", 50 * TimeSpan.TicksPerSecond)]
     public void Parses_what_Go_and_CEL_accept(string text, long expectedTicks)
     {
-        Assert.True(KubeDuration.TryParse(text, out var value, out var error), $"\"{text}\" rejected: {error}");
+        Assert.True(GoDuration.TryParse(text, out var value, out var error), $"\"{text}\" rejected: {error}");
         Assert.Equal(TimeSpan.FromTicks(expectedTicks), value);
     }
 
@@ -38,9 +37,9 @@ public sealed class KubeDurationTests
     [InlineData("99999999999h", "too long")]
     public void Rejects_malformed_text_with_a_reason(string text, string expectedReason)
     {
-        Assert.False(KubeDuration.TryParse(text, out _, out var error), $"\"{text}\" was accepted");
+        Assert.False(GoDuration.TryParse(text, out _, out var error), $"\"{text}\" was accepted");
         Assert.Contains(expectedReason, error, StringComparison.Ordinal);
-        Assert.Throws<FormatException>(() => KubeDuration.Parse(text));
+        Assert.Throws<FormatException>(() => GoDuration.Parse(text));
     }
 
     [Theory]
@@ -59,7 +58,7 @@ public sealed class KubeDurationTests
     [InlineData(50 * TimeSpan.TicksPerSecond + 1, "50.0000001s")]
     public void Formats_as_Go_does(long ticks, string expected)
     {
-        Assert.Equal(expected, KubeDuration.Format(TimeSpan.FromTicks(ticks)));
+        Assert.Equal(expected, GoDuration.Format(TimeSpan.FromTicks(ticks)));
     }
 
     [Fact]
@@ -69,17 +68,17 @@ public sealed class KubeDurationTests
         for (var i = 0; i < 2000; i++)
         {
             var value = TimeSpan.FromTicks(random.NextInt64(0, 3 * TimeSpan.TicksPerHour) >> random.Next(0, 30));
-            var text = KubeDuration.Format(value);
-            Assert.True(KubeDuration.TryParse(text, out var back, out var error), $"{value.Ticks} ticks formatted as \"{text}\" does not parse: {error}");
+            var text = GoDuration.Format(value);
+            Assert.True(GoDuration.TryParse(text, out var back, out var error), $"{value.Ticks} ticks formatted as \"{text}\" does not parse: {error}");
             Assert.True(value == back, $"{value.Ticks} ticks -> \"{text}\" -> {back.Ticks} ticks");
-            Assert.Matches(KubeDuration.Pattern, text);
+            Assert.Matches(GoDuration.Pattern, text);
         }
     }
 
     [Fact]
     public void Negative_values_cannot_be_formatted()
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => KubeDuration.Format(TimeSpan.FromSeconds(-1)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => GoDuration.Format(TimeSpan.FromSeconds(-1)));
     }
 
     [Theory]
@@ -92,7 +91,7 @@ public sealed class KubeDurationTests
     [InlineData("", false)]
     public void The_CRD_pattern_agrees_with_the_parser(string text, bool valid)
     {
-        Assert.Equal(valid, System.Text.RegularExpressions.Regex.IsMatch(text, KubeDuration.Pattern));
-        Assert.Equal(valid, KubeDuration.TryParse(text, out _, out _));
+        Assert.Equal(valid, System.Text.RegularExpressions.Regex.IsMatch(text, GoDuration.Pattern));
+        Assert.Equal(valid, GoDuration.TryParse(text, out _, out _));
     }
 }
