@@ -91,7 +91,8 @@ internal sealed class RaftCore
 
     public SoftState SoftState => new(Lead, State);
 
-    public ConfState ConfState => new(_voters, _learners);
+    /// <summary>Current membership (rebuilt only when it changes).</summary>
+    public ConfState ConfState { get; private set; } = ConfState.Empty;
 
     public bool IsLearner => _progress.TryGetValue(Id, out var p) && p.IsLearner;
 
@@ -172,6 +173,7 @@ internal sealed class RaftCore
         all.Sort();
         _members = [.. all];
         _matchBuffer = new ulong[_voters.Length];
+        ConfState = new ConfState(_voters, _learners);
     }
 
     private bool IsVoter(ulong id) => _progress.TryGetValue(id, out var p) && !p.IsLearner;
