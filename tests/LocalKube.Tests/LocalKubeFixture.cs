@@ -5,7 +5,7 @@ namespace LocalKube.Tests;
 
 /// <summary>One local control plane (in-process, free loopback port) shared by a test class, with a kubeconfig
 /// in a temp directory and helpers that run the real kubectl against it.</summary>
-public sealed class LocalKubeFixture : IAsyncLifetime
+public class LocalKubeFixture : IAsyncLifetime
 {
     private LocalKubeServer? _server;
 
@@ -20,8 +20,12 @@ public sealed class LocalKubeFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         System.IO.Directory.CreateDirectory(Directory);
-        _server = await LocalKubeServer.StartAsync(new LocalKubeOptions { KubeconfigPath = KubeconfigPath, BookmarkInterval = TimeSpan.FromMilliseconds(300) });
+        _server = await LocalKubeServer.StartAsync(CreateOptions());
     }
+
+    /// <summary>The server's settings; the runtime fixture adds the pod runtime.</summary>
+    protected virtual LocalKubeOptions CreateOptions() =>
+        new() { KubeconfigPath = KubeconfigPath, BookmarkInterval = TimeSpan.FromMilliseconds(300) };
 
     public async Task DisposeAsync()
     {
@@ -144,6 +148,17 @@ public sealed class LocalKubeFixture : IAsyncLifetime
         await KubectlOkIn($"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n", "create", "-f", "-");
         return name;
     }
+}
+
+/// <summary>A control plane with the pod runtime: 3 nodes in zones a, b, c, pods as local processes.</summary>
+public sealed class LocalKubeRuntimeFixture : LocalKubeFixture
+{
+    public string Root => Path.Combine(Directory, "root");
+
+    protected override LocalKubeOptions CreateOptions() => base.CreateOptions() with
+    {
+        Runtime = new LocalKube.Runtime.RuntimeOptions { Root = Root, MaxRestartBackoff = TimeSpan.FromSeconds(1) },
+    };
 }
 
 public sealed record ToolResult(int ExitCode, string Stdout, string Stderr)

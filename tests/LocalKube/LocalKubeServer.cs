@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json.Nodes;
 using LocalKube.Api;
 using LocalKube.Controllers;
+using LocalKube.Runtime;
 using LocalKube.Storage;
 using LocalKube.Validation;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -28,6 +29,10 @@ public sealed record LocalKubeOptions
     /// resourceVersions get 410 Gone.</summary>
     public int WatchHistory { get; init; } = 20_000;
 
+    /// <summary>The pod runtime (nodes, scheduler, workload controllers, kubelet, endpoints); null runs the API
+    /// server and its own controllers only.</summary>
+    public RuntimeOptions? Runtime { get; init; }
+
     /// <summary>Minimum log level of the server's own logs.</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Warning;
 }
@@ -39,6 +44,7 @@ public sealed class LocalKubeServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _controllers = [];
+    private Kubelet? _kubelet;
 
     private LocalKubeServer(WebApplication app, ResourceService service, Uri url, string? kubeconfig)
     {
@@ -99,8 +105,25 @@ public sealed class LocalKubeServer : IAsyncDisposable
         server.Run(new GarbageCollector(service, loggerFactory.CreateLogger<GarbageCollector>()));
         server.Run(new NamespaceController(service, loggerFactory.CreateLogger<NamespaceController>()));
         server.Run(new CustomResourceDefinitions.Cleanup(service, loggerFactory.CreateLogger<CustomResourceDefinitions.Cleanup>()));
+        if (options.Runtime is { } runtime)
+        {
+            Nodes.Create(service, runtime.NodeCount, runtime.Zones);
+            var kubelet = new Kubelet(service, runtime, new PodNetwork(runtime.Root, PodAddressBlock(url.Port)), loggerFactory.CreateLogger<Kubelet>());
+            service.GracefulDeletion = kubelet.NeedsGracefulDeletion;
+            server._kubelet = kubelet;
+            server.Run(new Scheduler(service, loggerFactory.CreateLogger<Scheduler>()));
+            server.Run(new ReplicaSetController(service, loggerFactory.CreateLogger<ReplicaSetController>()));
+            server.Run(new DeploymentController(service, loggerFactory.CreateLogger<DeploymentController>()));
+            server.Run(new StatefulSetController(service, loggerFactory.CreateLogger<StatefulSetController>()));
+            server.Run(new EndpointsController(service, loggerFactory.CreateLogger<EndpointsController>()));
+            server.Run(kubelet);
+        }
+
         return server;
     }
+
+    /// <summary>The second octet of pod addresses: 2..251, from the API server's port.</summary>
+    internal static int PodAddressBlock(int port) => 2 + (port % 250);
 
     private void Run(ControllerLoop controller) => _controllers.Add(Task.Run(() => controller.RunAsync(_stop.Token)));
 
@@ -140,6 +163,12 @@ public sealed class LocalKubeServer : IAsyncDisposable
         catch (OperationCanceledException)
         {
             // Stopping.
+        }
+
+        if (_kubelet is not null)
+        {
+            // Every pod process this control plane started goes with it.
+            await _kubelet.StopAllAsync();
         }
 
         await _app.StopAsync();

@@ -8,6 +8,8 @@ internal abstract partial class ControllerLoop(IObjectStore store, ILogger logge
 {
     protected abstract string Name { get; }
 
+    internal ILogger Logger => logger;
+
     /// <summary>One pass over the current state. Exceptions are logged and the pass is retried on the next change
     /// or resync.</summary>
     protected abstract void Reconcile();

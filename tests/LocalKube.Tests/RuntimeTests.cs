@@ -1,0 +1,208 @@
+using System.Globalization;
+
+namespace LocalKube.Tests;
+
+/// <summary>The pod runtime: scheduling, StatefulSets and Deployments, pods as processes, probes, restarts,
+/// graceful termination, volumes, endpoints and names.</summary>
+public sealed class RuntimeTests(LocalKubeRuntimeFixture kube) : IClassFixture<LocalKubeRuntimeFixture>
+{
+    private static string StatefulSet(string name, int replicas, string podManagement = "OrderedReady") => """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: __NAME__-peers}
+        spec:
+          clusterIP: None
+          publishNotReadyAddresses: true
+          selector: {app: __NAME__}
+          ports: [{name: http, port: 8080}]
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: __NAME__-config}
+        data: {greeting: hello}
+        ---
+        apiVersion: apps/v1
+        kind: StatefulSet
+        metadata: {name: __NAME__}
+        spec:
+          replicas: __REPLICAS__
+          serviceName: __NAME__-peers
+          podManagementPolicy: __POLICY__
+          selector: {matchLabels: {app: __NAME__}}
+          template:
+            metadata: {labels: {app: __NAME__}}
+            spec:
+              terminationGracePeriodSeconds: 10
+              affinity:
+                podAntiAffinity:
+                  requiredDuringSchedulingIgnoredDuringExecution:
+                  - labelSelector: {matchLabels: {app: __NAME__}}
+                    topologyKey: kubernetes.io/hostname
+              containers:
+              - name: main
+                image: localkube/testpod:latest
+                args: ["--port", "8080", "--ready-dir", "/data"]
+                env:
+                - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+                - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+                - {name: GREETING, valueFrom: {configMapKeyRef: {name: __NAME__-config, key: greeting}}}
+                - {name: CONFIG_DIR, value: /config}
+                - {name: DATA_DIR, value: /data}
+                ports: [{name: http, containerPort: 8080}]
+                readinessProbe:
+                  httpGet: {path: /readyz, port: http}
+                  periodSeconds: 1
+                  failureThreshold: 1
+                volumeMounts:
+                - {name: data, mountPath: /data}
+                - {name: config, mountPath: /config}
+              volumes:
+              - {name: config, configMap: {name: __NAME__-config}}
+          volumeClaimTemplates:
+          - metadata: {name: data}
+            spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+        """.Replace("__NAME__", name, StringComparison.Ordinal).Replace("__REPLICAS__", replicas.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal).Replace("__POLICY__", podManagement, StringComparison.Ordinal);
+
+    private async Task<string> Get(string ns, string what, string jsonpath) =>
+        await kube.KubectlOk("-n", ns, "get", what, "-o", $"jsonpath={jsonpath}");
+
+    private static async Task<string> Http(string url)
+    {
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        return await client.GetStringAsync(new Uri(url));
+    }
+
+    private Task WaitFor(string ns, string what, string jsonpath, string expected) =>
+        LocalKubeFixture.WaitUntil(
+            async () => (await kube.Kubectl("-n", ns, "get", what, "-o", $"jsonpath={jsonpath}")).Stdout == expected,
+            async () => $"waiting for {what} {jsonpath} == {expected}; now: {(await kube.Kubectl("-n", ns, "get", what, "-o", $"jsonpath={jsonpath}")).Stdout}\n{(await kube.Kubectl("-n", ns, "get", "pods", "-o", "wide")).Stdout}",
+            TimeSpan.FromSeconds(60));
+
+    [Fact]
+    public async Task StatefulSet_pods_run_in_order_with_stable_names_addresses_claims_and_environment()
+    {
+        var ns = await kube.NewNamespace("sts");
+        await kube.KubectlOkIn(StatefulSet("db", 3), "-n", ns, "apply", "-f", "-");
+        await kube.KubectlOk("-n", ns, "rollout", "status", "statefulset/db", "--timeout=60s");
+
+        Assert.Equal("db-0 db-1 db-2", await Get(ns, "pods", "{.items[*].metadata.name}"));
+        Assert.Equal("node-1 node-2 node-3", string.Join(' ', (await Get(ns, "pods", "{.items[*].spec.nodeName}")).Split(' ').Order(StringComparer.Ordinal)));
+        Assert.Equal("data-db-0 data-db-1 data-db-2", await Get(ns, "pvc", "{.items[*].metadata.name}"));
+        var created = (await Get(ns, "pods", "{.items[*].metadata.creationTimestamp}")).Split(' ');
+        Assert.True(string.CompareOrdinal(created[0], created[2]) <= 0, "OrderedReady creates db-0 before db-2");
+
+        var ip = await Get(ns, "pod/db-1", "{.status.podIP}");
+        Assert.StartsWith("127.", ip, StringComparison.Ordinal);
+        Assert.Equal("db-1", await Http($"http://{ip}:8080/env/POD_NAME"));
+        Assert.Equal(ip, await Http($"http://{ip}:8080/env/POD_IP"));
+        Assert.Equal("hello", await Http($"http://{ip}:8080/env/GREETING"));
+        var dataDir = await Http($"http://{ip}:8080/env/DATA_DIR");
+        Assert.Equal(Path.Combine(kube.Root, "volumes", ns, "data-db-1"), dataDir);
+
+        // Names: the hosts file maps the stable names to the pods' addresses.
+        var hosts = await File.ReadAllTextAsync(Path.Combine(kube.Root, "hosts"));
+        Assert.Contains($"{ip} db-1.db-peers.{ns}.svc.cluster.local", hosts, StringComparison.Ordinal);
+        Assert.Equal(ip, await Http($"http://{ip}:8080/env/LOCALKUBE_POD_IP"));
+
+        // Endpoints of the headless service list all three.
+        await WaitFor(ns, "endpoints/db-peers", "{.subsets[0].addresses[*].hostname}", "db-0 db-1 db-2");
+
+        // A ConfigMap change reaches the mounted file.
+        var configDir = await Http($"http://{ip}:8080/env/CONFIG_DIR");
+        Assert.Equal("hello", await Http($"http://{ip}:8080/file?path={Uri.EscapeDataString(Path.Combine(configDir, "greeting"))}"));
+        await kube.KubectlOk("-n", ns, "patch", "configmap", "db-config", "-p", "{\"data\":{\"greeting\":\"bonjour\"}}");
+        await LocalKubeFixture.WaitUntil(
+            async () => await Http($"http://{ip}:8080/file?path={Uri.EscapeDataString(Path.Combine(configDir, "greeting"))}") == "bonjour",
+            async () => await File.ReadAllTextAsync(Path.Combine(configDir, "greeting")));
+    }
+
+    [Fact]
+    public async Task Readiness_follows_the_probe_and_endpoints_follow_readiness()
+    {
+        var ns = await kube.NewNamespace("ready");
+        await kube.KubectlOkIn(StatefulSet("r", 1), "-n", ns, "apply", "-f", "-");
+        await WaitFor(ns, "pod/r-0", "{.status.conditions[?(@.type==\"Ready\")].status}", "True");
+        var claim = Path.Combine(kube.Root, "volumes", ns, "data-r-0");
+        await File.WriteAllTextAsync(Path.Combine(claim, "not-ready"), "");
+        await WaitFor(ns, "pod/r-0", "{.status.conditions[?(@.type==\"Ready\")].status}", "False");
+        await WaitFor(ns, "statefulset/r", "{.status.readyReplicas}", "0");
+        File.Delete(Path.Combine(claim, "not-ready"));
+        await WaitFor(ns, "pod/r-0", "{.status.conditions[?(@.type==\"Ready\")].status}", "True");
+    }
+
+    [Fact]
+    public async Task A_killed_process_is_restarted_and_a_deleted_pod_comes_back_with_its_address_and_data()
+    {
+        var ns = await kube.NewNamespace("heal");
+        await kube.KubectlOkIn(StatefulSet("h", 1), "-n", ns, "apply", "-f", "-");
+        await WaitFor(ns, "pod/h-0", "{.status.conditions[?(@.type==\"Ready\")].status}", "True");
+        var ip = await Get(ns, "pod/h-0", "{.status.podIP}");
+        var pid = int.Parse((await Get(ns, "pod/h-0", "{.status.containerStatuses[0].containerID}"))["localkube://".Length..], CultureInfo.InvariantCulture);
+        System.Diagnostics.Process.GetProcessById(pid).Kill();
+        await WaitFor(ns, "pod/h-0", "{.status.containerStatuses[0].restartCount}/{.status.containerStatuses[0].ready}", "1/true");
+
+        // Graceful deletion: SIGTERM reaches the program, the pod is recreated with the same address and claim.
+        var claim = Path.Combine(kube.Root, "volumes", ns, "data-h-0");
+        await File.WriteAllTextAsync(Path.Combine(claim, "kept"), "yes");
+        var uid = await Get(ns, "pod/h-0", "{.metadata.uid}");
+        var log = Directory.GetFiles(Path.Combine(kube.Root, "pods"), "main.log", SearchOption.AllDirectories).Single(f => f.Contains($"{ns}_h-0_{uid[..8]}", StringComparison.Ordinal));
+        await kube.KubectlOk("-n", ns, "delete", "pod", "h-0", "--wait=true");
+        Assert.Contains("testpod: stopping", await File.ReadAllTextAsync(log), StringComparison.Ordinal);
+        await LocalKubeFixture.WaitUntil(
+            async () => (await kube.Kubectl("-n", ns, "get", "pod", "h-0", "-o", "jsonpath={.metadata.uid} {.status.conditions[?(@.type==\"Ready\")].status}")).Stdout is var s && !s.StartsWith(uid, StringComparison.Ordinal) && s.EndsWith("True", StringComparison.Ordinal),
+            async () => (await kube.Kubectl("-n", ns, "get", "pods", "-o", "wide")).Stdout,
+            TimeSpan.FromSeconds(60));
+        Assert.Equal(ip, await Get(ns, "pod/h-0", "{.status.podIP}"));
+        Assert.Equal("yes", await File.ReadAllTextAsync(Path.Combine(claim, "kept")));
+    }
+
+    [Fact]
+    public async Task A_pod_that_fits_no_node_stays_pending_with_the_reason()
+    {
+        var ns = await kube.NewNamespace("pending");
+        await kube.KubectlOkIn(StatefulSet("p", 4, "Parallel"), "-n", ns, "apply", "-f", "-");
+        await LocalKubeFixture.WaitUntil(
+            async () => (await kube.Kubectl("-n", ns, "get", "pods", "-o", "jsonpath={.items[*].status.conditions[?(@.type==\"PodScheduled\")].message}")).Stdout.Contains("0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules.", StringComparison.Ordinal),
+            async () => (await kube.Kubectl("-n", ns, "get", "pods", "-o", "yaml")).Stdout,
+            TimeSpan.FromSeconds(30));
+        Assert.Equal(3, (await Get(ns, "pods", "{.items[*].spec.nodeName}")).Split(' ', StringSplitOptions.RemoveEmptyEntries).Length);
+    }
+
+    [Fact]
+    public async Task Deployment_rolls_to_a_new_ReplicaSet_and_becomes_available()
+    {
+        var ns = await kube.NewNamespace("deploy");
+        var deployment = """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: web}
+            spec:
+              replicas: 2
+              selector: {matchLabels: {app: web}}
+              template:
+                metadata: {labels: {app: web}}
+                spec:
+                  containers:
+                  - name: main
+                    image: localkube/testpod
+                    args: ["--port", "8080"]
+                    readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+            """;
+        await kube.KubectlOkIn(deployment, "-n", ns, "apply", "-f", "-");
+        await kube.KubectlOk("-n", ns, "rollout", "status", "deployment/web", "--timeout=60s");
+        Assert.Equal("True", await Get(ns, "deployment/web", "{.status.conditions[?(@.type==\"Available\")].status}"));
+        var firstRs = await Get(ns, "replicasets", "{.items[*].metadata.name}");
+
+        await kube.KubectlOkIn(deployment.Replace("\"8080\"]", "\"8080\", \"--ready-dir\", \"/tmp\"]", StringComparison.Ordinal), "-n", ns, "apply", "-f", "-");
+        await kube.KubectlOk("-n", ns, "rollout", "status", "deployment/web", "--timeout=60s");
+        await LocalKubeFixture.WaitUntil(
+            async () =>
+            {
+                var sets = (await Get(ns, "replicasets", "{range .items[*]}{.metadata.name}={.status.replicas} {end}")).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return sets.Length == 2 && sets.Contains($"{firstRs}=0") && sets.Any(x => x.EndsWith("=2", StringComparison.Ordinal));
+            },
+            async () => await Get(ns, "replicasets", "{range .items[*]}{.metadata.name}={.status.replicas} {end}"),
+            TimeSpan.FromSeconds(60));
+        Assert.Equal(2, (await Get(ns, "pods", "{.items[*].metadata.name}")).Split(' ').Length);
+    }
+}
