@@ -445,27 +445,21 @@ public sealed partial class MvccStore : IDisposable
     };
 
     /// <summary>
-    /// The check etcd runs before proposing a write: throws NOSPACE ("etcdserver: mvcc: database space exceeded") when the alarm is
-    /// active, or when the write would take the database past the quota; in that case <paramref name="raiseAlarm"/> tells the
-    /// caller to replicate an <see cref="AlarmAction.Activate"/> command.
+    /// etcd's quota check, run before proposing a write: false when the write would take the database to the quota
+    /// (--quota-backend-bytes). The caller then replicates an <see cref="AlarmAction.Activate"/> command and answers NOSPACE
+    /// ("etcdserver: mvcc: database space exceeded"). Requests without cost (reads, deletes) always pass.
     /// </summary>
-    public void CheckQuota(object request, out bool raiseAlarm)
+    public bool QuotaAvailable(object request)
     {
-        raiseAlarm = false;
         var cost = Cost(request);
-        if (cost == 0)
-        {
-            return;
-        }
+        return cost == 0 || _options.QuotaBackendBytes < 0 || SizeBytes + cost < _options.EffectiveQuota;
+    }
 
+    /// <summary>Throws NOSPACE while the alarm is active (what etcd answers to puts, write txns and lease grants then).</summary>
+    public void EnsureWritable()
+    {
         if (_state.NoSpaceAlarm)
         {
-            throw new StoreException(StoreErrorCode.NoSpace);
-        }
-
-        if (_options.QuotaBackendBytes >= 0 && SizeBytes + cost >= _options.EffectiveQuota)
-        {
-            raiseAlarm = true;
             throw new StoreException(StoreErrorCode.NoSpace);
         }
     }
@@ -813,6 +807,11 @@ public sealed partial class MvccStore : IDisposable
 
     public void Dispose()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
         lock (_writerLock)
         {
             _lock.EnterWriteLock();
