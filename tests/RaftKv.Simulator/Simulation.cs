@@ -21,7 +21,6 @@ internal sealed class Simulation
     private const long ClientLinkSpread = 300;
     private const long ClientTimeout = 1_000_000;
     private const int ProbeClient = 99;
-    private const ulong SnapshotEvery = 48;
     private const ulong EntriesKeptAfterSnapshot = 8;
 
     private readonly SimulationOptions _options;
@@ -42,6 +41,9 @@ internal sealed class Simulation
     private bool _loading = true;
     private ulong _maxSizePerMessage = 4096;
     private int _maxInflight = 16;
+    private ulong _maxInflightBytes;
+    private ulong _maxUncommittedBytes = 1 << 20;
+    private ulong _snapshotEvery = 48;
     private double _isolateNewLeader;
     private double _isolateOnCommit;
     private long _faultInterval = 300_000;
@@ -89,7 +91,7 @@ internal sealed class Simulation
     private void Execute()
     {
         ChooseFaultProfile();
-        _trace.Line($"seed {_options.Seed}: {_options.Nodes} nodes, loss {_network.Loss:P0}, duplication {_network.Duplication:P0}, long delays {_network.LongDelay:P0}, max message {_maxSizePerMessage} bytes, {_maxInflight} in flight, new leaders isolated {_isolateNewLeader:P0}, leaders isolated on commit {_isolateOnCommit:P0}, a fault every ~{_faultInterval / 1000} ms, faults {(_options.Faults ? "on" : "off")}");
+        _trace.Line($"seed {_options.Seed}: {_options.Nodes} nodes, loss {_network.Loss:P0}, duplication {_network.Duplication:P0}, long delays {_network.LongDelay:P0}, max message {_maxSizePerMessage} bytes, {_maxInflight} in flight ({_maxInflightBytes} bytes), {_maxUncommittedBytes} uncommitted bytes, snapshot every {_snapshotEvery}, new leaders isolated {_isolateNewLeader:P0}, leaders isolated on commit {_isolateOnCommit:P0}, a fault every ~{_faultInterval / 1000} ms, faults {(_options.Faults ? "on" : "off")}");
 
         var founders = new List<ulong>();
         for (var i = 0; i < _options.Nodes; i++)
@@ -162,6 +164,9 @@ internal sealed class Simulation
         _isolateOnCommit = new[] { 0, 0, 0.01, 0.05 }[_random.Next(4)];
         _isolateOnCommit = _options.IsolateOnCommit ?? _isolateOnCommit;
         _faultInterval = _options.FaultInterval ?? new long[] { 50_000, 100_000, 300_000, 600_000 }[_random.Next(4)];
+        _maxInflightBytes = new ulong[] { 0, 0, 1024 }[_random.Next(3)];
+        _maxUncommittedBytes = new ulong[] { 1 << 20, 1 << 20, 1024 }[_random.Next(3)];
+        _snapshotEvery = new ulong[] { 16, 48, 48, 400 }[_random.Next(4)];
     }
 
     // ---------------------------------------------------------------- nodes and their Ready loop
@@ -193,7 +198,8 @@ internal sealed class Simulation
             HeartbeatTicks = 1,
             MaxSizePerMessage = _maxSizePerMessage,
             MaxInflightMessages = _maxInflight,
-            MaxUncommittedEntriesSize = 1 << 20,
+            MaxInflightBytes = _maxInflightBytes,
+            MaxUncommittedEntriesSize = _maxUncommittedBytes,
             Random = new Random(_random.Next()),
             UnsafeCommitPreviousTermByCounting = _options.UnsafeCommitPreviousTermByCounting,
             UnsafeGrantVoteWithoutLogCheck = _options.UnsafeGrantVoteWithoutLogCheck,
@@ -424,7 +430,7 @@ internal sealed class Simulation
     private void MaybeCompact(SimNode node)
     {
         var first = node.Disk.FirstIndex();
-        if (node.Applied < first + SnapshotEvery || node.Applied > node.Disk.LastIndex())
+        if (node.Applied < first + _snapshotEvery || node.Applied > node.Disk.LastIndex())
         {
             return;
         }
