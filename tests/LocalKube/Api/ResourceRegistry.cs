@@ -41,8 +41,6 @@ internal sealed class ResourceRegistry
         }
     }
 
-    private static readonly string[] ReadOnlyVerbs = ["get", "list", "watch"];
-
     private static IEnumerable<ResourceType> BuiltIn()
     {
         var age = new PrinterColumn("Age", "date", ".metadata.creationTimestamp");
@@ -244,7 +242,6 @@ internal sealed class ResourceRegistry
             ShortNames = ["pc"],
             Columns = [new("Value", "integer", ".value"), new("Global-Default", "boolean", ".globalDefault"), age],
         };
-        _ = ReadOnlyVerbs;
     }
 
     private static int Int(JsonNode? n, int fallback = 0) => Meta.Int(n) ?? fallback;
