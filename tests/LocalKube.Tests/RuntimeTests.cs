@@ -122,6 +122,8 @@ public sealed class RuntimeTests(LocalKubeRuntimeFixture kube) : IClassFixture<L
         var ns = await kube.NewNamespace("ready");
         await kube.KubectlOkIn(StatefulSet("r", 1), "-n", ns, "apply", "-f", "-");
         await WaitFor(ns, "pod/r-0", "{.status.conditions[?(@.type==\"Ready\")].status}", "True");
+        Assert.Contains("testpod: serving on", await kube.KubectlOk("-n", ns, "logs", "r-0"), StringComparison.Ordinal);
+        Assert.StartsWith("testpod: serving on", await kube.KubectlOk("-n", ns, "logs", "r-0", "-c", "main", "--tail=1"), StringComparison.Ordinal);
         var claim = Path.Combine(kube.Root, "volumes", ns, "data-r-0");
         await File.WriteAllTextAsync(Path.Combine(claim, "not-ready"), "");
         await WaitFor(ns, "pod/r-0", "{.status.conditions[?(@.type==\"Ready\")].status}", "False");

@@ -110,6 +110,7 @@ public sealed class LocalKubeServer : IAsyncDisposable
             Nodes.Create(service, runtime.NodeCount, runtime.Zones);
             var kubelet = new Kubelet(service, runtime, new PodNetwork(runtime.Root, PodAddressBlock(url.Port)), loggerFactory.CreateLogger<Kubelet>());
             service.GracefulDeletion = kubelet.NeedsGracefulDeletion;
+            service.PodLogPath = (ns, name, uid, container) => PodWorker.LogPath(runtime.Root, ns, name, uid, container);
             server._kubelet = kubelet;
             server.Run(new Scheduler(service, loggerFactory.CreateLogger<Scheduler>()));
             server.Run(new ReplicaSetController(service, loggerFactory.CreateLogger<ReplicaSetController>()));

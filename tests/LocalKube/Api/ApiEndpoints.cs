@@ -147,6 +147,12 @@ internal sealed class ApiEndpoints(ResourceService service, ApiServerOptions opt
 
         var name = rest.Length > 1 ? rest[1] : null;
         var sub = rest.Length > 2 ? rest[2] : null;
+        if (sub == "log" && type is { Group: "", Plural: "pods" } && context.Request.Method == "GET" && name is not null)
+        {
+            await PodLogAsync(context, ns, name);
+            return;
+        }
+
         if (sub is not null && sub is not ("status" or "scale" or "finalize"))
         {
             throw NotFoundPath(path);
@@ -230,6 +236,53 @@ internal sealed class ApiEndpoints(ResourceService service, ApiServerOptions opt
 
             default:
                 throw ApiException.MethodNotAllowed($"the server does not allow this method on the requested resource ({context.Request.Method} {path})");
+        }
+    }
+
+    /// <summary><c>kubectl logs</c>: the container's log file, optionally its last lines, optionally followed.</summary>
+    private async Task PodLogAsync(HttpContext context, string? ns, string name)
+    {
+        var podType = Registry.Find("", "v1", "pods")!;
+        var pod = service.Get(podType, ns, name);
+        var containers = (pod["spec"]?["containers"] as JsonArray ?? []).Select(c => Meta.Str(c?["name"])).OfType<string>().ToList();
+        var q = context.Request.Query;
+        var container = q["container"].Count > 0 ? q["container"].ToString() : containers.Count == 1 ? containers[0] : null;
+        if (container is null)
+        {
+            throw ApiException.BadRequest($"a container name must be specified for pod {name}, choose one of: [{string.Join(" ", containers)}]");
+        }
+
+        var path = service.PodLogPath?.Invoke(ns ?? "", name, Meta.Uid(pod) ?? "", container)
+            ?? throw ApiException.BadRequest("this localkube runs no pods (started without the runtime), so there are no logs");
+        context.Response.ContentType = "text/plain";
+        var text = File.Exists(path) ? await File.ReadAllTextAsync(path, context.RequestAborted) : "";
+        if (q["tailLines"].Count > 0 && int.TryParse(q["tailLines"], NumberStyles.None, CultureInfo.InvariantCulture, out var tail))
+        {
+            var lines = text.Split('\n');
+            var keep = lines.Length > 0 && lines[^1].Length == 0 ? lines[..^1] : lines;
+            text = string.Concat(keep.Skip(Math.Max(0, keep.Length - tail)).Select(l => l + "\n"));
+        }
+
+        await context.Response.WriteAsync(text, context.RequestAborted);
+        if (!IsTrue(q["follow"]))
+        {
+            return;
+        }
+
+        await context.Response.Body.FlushAsync(context.RequestAborted);
+        long offset = File.Exists(path) ? new FileInfo(path).Length : 0;
+        while (!context.RequestAborted.IsCancellationRequested && service.Store.Get(podType.StorageKey, ns, name) is { } current && Meta.Uid(current.Object) == Meta.Uid(pod))
+        {
+            if (File.Exists(path) && new FileInfo(path).Length > offset)
+            {
+                await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                stream.Seek(offset, SeekOrigin.Begin);
+                await stream.CopyToAsync(context.Response.Body, context.RequestAborted);
+                offset = stream.Position;
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+            }
+
+            await Task.Delay(200, context.RequestAborted);
         }
     }
 

@@ -571,6 +571,9 @@ internal sealed class ResourceService(IObjectStore store, ResourceRegistry regis
         return Commit(type, store.Delete(type.StorageKey, current.Namespace, name, current.Revision), true);
     }
 
+    /// <summary>Set by the runtime: the log file of a pod's container (namespace, pod, uid, container).</summary>
+    public Func<string, string, string, string, string>? PodLogPath { get; set; }
+
     /// <summary>Set by the runtime: returns true when a pod must terminate gracefully (its kubelet deletes it).</summary>
     public Func<ResourceType, JsonObject, DeleteOptions, bool>? GracefulDeletion { get; set; }
 

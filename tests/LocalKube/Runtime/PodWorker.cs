@@ -35,12 +35,19 @@ internal sealed partial class PodWorker : IDisposable
         _ns = ns;
         _name = name;
         _uid = uid;
-        _dir = Path.Combine(kubelet.Options.Root, "pods", $"{ns}_{name}_{uid[..8]}");
+        _dir = PodDirectory(kubelet.Options.Root, ns, name, uid);
         _ip = kubelet.Network.AddressOf(ns, name);
         Completion = Task.CompletedTask;
     }
 
     public Task Completion { get; private set; }
+
+    /// <summary>Where a pod's logs and per-pod volumes live.</summary>
+    public static string PodDirectory(string root, string ns, string name, string uid) => Path.Combine(root, "pods", $"{ns}_{name}_{uid[..Math.Min(8, uid.Length)]}");
+
+    /// <summary>The log file of one container.</summary>
+    public static string LogPath(string root, string ns, string name, string uid, string container) =>
+        Path.Combine(PodDirectory(root, ns, name, uid), $"{container.Replace(':', '_')}.log");
 
     public bool Finished => Completion.IsCompleted;
 
@@ -338,7 +345,7 @@ internal sealed partial class PodWorker : IDisposable
             psi.Environment[k] = Remap(v);
         }
 
-        var logPath = Path.Combine(_dir, $"{run.Name.Replace(':', '_')}.log");
+        var logPath = LogPath(_kubelet.Options.Root, _ns, _name, _uid, run.Name);
         Process process;
         try
         {
