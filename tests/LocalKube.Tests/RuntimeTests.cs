@@ -206,5 +206,24 @@ public sealed class RuntimeTests(LocalKubeRuntimeFixture kube) : IClassFixture<L
             async () => await Get(ns, "replicasets", "{range .items[*]}{.metadata.name}={.status.replicas} {end}"),
             TimeSpan.FromSeconds(60));
         Assert.Equal(2, (await Get(ns, "pods", "{.items[*].metadata.name}")).Split(' ').Length);
+
+        // The Service's ClusterIP relays to the ready pods.
+        await kube.KubectlOkIn("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n", "-n", ns, "apply", "-f", "-");
+        var clusterIp = await Get(ns, "service/web", "{.spec.clusterIP}");
+        var podIps = (await Get(ns, "pods", "{.items[*].status.podIP}")).Split(' ');
+        await LocalKubeFixture.WaitUntil(
+            async () =>
+            {
+                try
+                {
+                    var answeredBy = await Http($"http://{clusterIp}:80/env/LOCALKUBE_POD_IP");
+                    return Array.IndexOf(podIps, answeredBy) >= 0;
+                }
+                catch (HttpRequestException)
+                {
+                    return false;
+                }
+            },
+            async () => (await kube.Kubectl("-n", ns, "get", "endpoints", "web", "-o", "yaml")).Stdout);
     }
 }

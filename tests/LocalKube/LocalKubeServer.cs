@@ -45,6 +45,7 @@ public sealed class LocalKubeServer : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _controllers = [];
     private Kubelet? _kubelet;
+    private ServiceProxy? _proxy;
 
     private LocalKubeServer(WebApplication app, ResourceService service, Uri url, string? kubeconfig)
     {
@@ -117,6 +118,8 @@ public sealed class LocalKubeServer : IAsyncDisposable
             server.Run(new DeploymentController(service, loggerFactory.CreateLogger<DeploymentController>()));
             server.Run(new StatefulSetController(service, loggerFactory.CreateLogger<StatefulSetController>()));
             server.Run(new EndpointsController(service, loggerFactory.CreateLogger<EndpointsController>()));
+            server._proxy = new ServiceProxy(service, loggerFactory.CreateLogger<ServiceProxy>());
+            server.Run(server._proxy);
             server.Run(kubelet);
         }
 
@@ -164,6 +167,11 @@ public sealed class LocalKubeServer : IAsyncDisposable
         catch (OperationCanceledException)
         {
             // Stopping.
+        }
+
+        if (_proxy is not null)
+        {
+            await _proxy.StopAsync();
         }
 
         if (_kubelet is not null)
