@@ -106,7 +106,12 @@ internal sealed class KeyIndex(byte[] key)
             return false;
         }
 
-        var n = g.Walk(r => r.Main > atRev);
+        var n = g.Revisions.Count - 1;
+        while (n >= 0 && g.Revisions[n].Main > atRev)
+        {
+            n--;
+        }
+
         if (n < 0)
         {
             return false;

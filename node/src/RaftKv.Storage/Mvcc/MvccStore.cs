@@ -593,6 +593,15 @@ public sealed partial class MvccStore : IDisposable
         }
     }
 
+    /// <summary>Stores one revision. Revisions only grow, so LMDB can append to the end of the tree instead of searching it.</summary>
+    private void PutRevision(LightningTransaction tx, byte[] key, byte[] value)
+    {
+        if (tx.Put(_keyDb, key, value, PutOptions.AppendData) != MDBResultCode.Success)
+        {
+            tx.Put(_keyDb, key, value).ThrowOnError(); // not after the last key (an aborted write left a hole): ordinary insert
+        }
+    }
+
     private void UndoLast(KeyIndex ki)
     {
         ki.RemoveLast();

@@ -27,7 +27,9 @@ public sealed partial class MvccStore
 
         public KeyValue Load(Revision rev, bool keysOnly)
         {
-            var (rc, _, value) = Tx.Get(Store._keyDb, Codec.RevisionKey(rev, tombstone: false));
+            Span<byte> key = stackalloc byte[Codec.RevisionBytes];
+            Codec.WriteRevision(key, rev);
+            var (rc, _, value) = Tx.Get(Store._keyDb, key);
             if (rc != MDBResultCode.Success)
             {
                 throw new InvalidOperationException($"The key index names revision {rev} but the database has no such record; the store is inconsistent.");
@@ -42,7 +44,19 @@ public sealed partial class MvccStore
         /// <summary>The revisions live at <paramref name="rev"/> in the range (at most <paramref name="limit"/> when positive) and how many there are.</summary>
         public (List<Revision> Revisions, long Total) Revisions(byte[] key, byte[]? end, long rev, long limit)
         {
-            var revs = new List<Revision>();
+            var revs = new List<Revision>(end is null ? 1 : 4);
+            if (end is null)
+            {
+                // A single key: no tree walk.
+                if (Store._index.Find(key) is { } one && one.TryGet(rev, out var m, out _, out _))
+                {
+                    revs.Add(m);
+                    return (revs, 1);
+                }
+
+                return (revs, 0);
+            }
+
             long total = 0;
             foreach (var ki in Store._index.Visit(key, end))
             {
@@ -228,7 +242,7 @@ public sealed partial class MvccStore
             var idxRev = new Revision(rev, Changes);
             var kv = new KeyValue(key, created, rev, version + 1, value, lease);
             var dbKey = Codec.RevisionKey(idxRev, tombstone: false);
-            Tx.Put(Store._keyDb, dbKey, Codec.EncodeKeyValue(kv)).ThrowOnError();
+            Store.PutRevision(Tx, dbKey, Codec.EncodeKeyValue(kv));
             _written.Add(dbKey);
             ki ??= Store._index.GetOrAdd(key);
             ki.Put(idxRev);
@@ -267,7 +281,7 @@ public sealed partial class MvccStore
             var idxRev = new Revision(BeginRevision + 1, Changes);
             var tombstone = new KeyValue(key, 0, 0, 0, [], 0);
             var dbKey = Codec.RevisionKey(idxRev, tombstone: true);
-            Tx.Put(Store._keyDb, dbKey, Codec.EncodeKeyValue(tombstone)).ThrowOnError();
+            Store.PutRevision(Tx, dbKey, Codec.EncodeKeyValue(tombstone));
             _written.Add(dbKey);
             var ki = Store._index.Find(key)!;
             ki.Tombstone(idxRev);

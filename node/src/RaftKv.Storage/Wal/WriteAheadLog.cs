@@ -675,7 +675,17 @@ public sealed partial class WriteAheadLog : IDisposable
                         HardState = WalPayload.ReadHardState(payload);
                         break;
                     case WalRecordType.Snapshot:
-                        Snapshots.Add(WalPayload.ReadSnapshot(payload));
+                        var snap = WalPayload.ReadSnapshot(payload);
+                        Snapshots.Add(snap);
+                        var end = Math.Max(_base, start.Index) + (ulong)_entries.Count;
+                        if (snap.Index > end)
+                        {
+                            // A snapshot from the leader jumped past our log: the log continues after it.
+                            _entries.Clear();
+                            _base = snap.Index;
+                        }
+
+                        LastIndex = Math.Max(LastIndex, snap.Index);
                         break;
                 }
             }

@@ -1,0 +1,77 @@
+using System.Globalization;
+using System.Text;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Exporters;
+using BenchmarkDotNet.Exporters.Csv;
+using BenchmarkDotNet.Running;
+using RaftKv.Storage.Benchmarks;
+
+// Runs every storage benchmark unless a --filter is given; other BenchmarkDotNet arguments pass through.
+// Results go to bench/results/RaftKv.Storage.Benchmarks/ plus a one-page summary bench/results/storage.md with the targets.
+var root = FindRepositoryRoot();
+var artifacts = Path.Combine(root, "bench", "results", "RaftKv.Storage.Benchmarks");
+var config = DefaultConfig.Instance
+    .WithArtifactsPath(artifacts)
+    .AddExporter(MarkdownExporter.GitHub)
+    .AddExporter(CsvExporter.Default);
+var summaries = BenchmarkSwitcher.FromAssembly(typeof(WalBenchmarks).Assembly)
+    .Run(args.Contains("--filter") ? args : [.. args, "--filter", "*"], config);
+var reports = summaries.SelectMany(s => s.Reports).Where(r => r.ResultStatistics is not null).ToList();
+if (reports.Count == 0)
+{
+    Console.Error.WriteLine("No benchmark produced results; the summary file was not written.");
+    return 1;
+}
+
+double? MeanNs(string method) =>
+    reports.FirstOrDefault(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method)?.ResultStatistics!.Mean;
+
+var text = new StringBuilder();
+text.AppendLine("# Storage: WAL group commit and MVCC store");
+text.AppendLine();
+text.AppendLine(CultureInfo.InvariantCulture, $"Run: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, temp dir on `{Path.GetTempPath()}`, args: `{string.Join(' ', args)}`");
+text.AppendLine();
+text.AppendLine("| Measure | Mean per operation | Rate | Target | Met |");
+text.AppendLine("|---|---:|---:|---:|:---:|");
+void Row(string label, string method, double target)
+{
+    if (MeanNs(method) is not { } ns)
+    {
+        return;
+    }
+
+    var rate = 1e9 / ns;
+    text.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {ns / 1000:F2} µs | {rate:N0}/s | ≥ {target:N0}/s | {(rate >= target ? "yes" : "no")} |");
+}
+
+Row("WAL append of a 256 B entry, 64 concurrent writers", nameof(WalBenchmarks.ConcurrentAppends), 50_000);
+Row("MVCC put, batched 1000 per apply", nameof(MvccBenchmarks.BatchedPut), 100_000);
+Row("MVCC point range", nameof(MvccBenchmarks.PointRange), 500_000);
+if (MeanNs(nameof(WalBenchmarks.SingleWriterAppend)) is { } append && MeanNs(nameof(WalBenchmarks.BareWriteAndSync)) is { } bare)
+{
+    var ratio = append / bare;
+    text.AppendLine();
+    text.AppendLine(CultureInfo.InvariantCulture,
+        $"One writer's append+sync: {append / 1000:F1} µs against a bare pwrite+fdatasync of the same bytes: {bare / 1000:F1} µs, ratio {ratio:F2} (target ≤ 1.20: {(ratio <= 1.2 ? "met" : "not met")}), measured side by side in one run.");
+}
+
+text.AppendLine();
+text.AppendLine("Full tables: `bench/results/RaftKv.Storage.Benchmarks/results/`.");
+var path = Path.Combine(root, "bench", "results", "storage.md");
+File.WriteAllText(path, text.ToString());
+Console.WriteLine(text.ToString());
+Console.WriteLine($"Summary written to {path}");
+return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
+
+static string FindRepositoryRoot()
+{
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+    {
+        if (File.Exists(Path.Combine(dir.FullName, "Operator.sln")))
+        {
+            return dir.FullName;
+        }
+    }
+
+    return Directory.GetCurrentDirectory();
+}

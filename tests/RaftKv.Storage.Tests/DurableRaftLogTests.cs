@@ -1,0 +1,131 @@
+using System.Text;
+using RaftKv.Raft;
+using RaftKv.Storage.Mvcc;
+using RaftKv.Storage.Wal;
+
+namespace RaftKv.Storage.Tests;
+
+public sealed class DurableRaftLogTests
+{
+    private static readonly WalMetadata Me = new(0x1234, 0x1);
+
+    private static Entry E(ulong index, ulong term) => Entry.Normal(index, term, Encoding.UTF8.GetBytes($"put k{index % 5} v{index}"));
+
+    [Fact]
+    public async Task The_log_answers_the_core_and_survives_restart()
+    {
+        using var dir = new TempDir();
+        using (var log = DurableRaftLog.Open(dir.Path, Me))
+        {
+            Assert.Equal((1UL, 0UL), (log.FirstIndex(), log.LastIndex()));
+            Assert.Equal(0UL, log.Term(0));
+            await log.SaveAsync([E(1, 1), E(2, 1), E(3, 1)], new HardState(1, 1, 0));
+            await log.SaveAsync([E(3, 2), E(4, 2)], new HardState(2, 1, 2)); // a new leader replaced entry 3
+            Assert.Equal(4UL, log.LastIndex());
+            Assert.Equal(2UL, log.Term(3));
+            Assert.Equal([2UL, 3UL], log.Entries(2, 4, ulong.MaxValue).Select(e => e.Index));
+            Assert.Single(log.Entries(1, 5, 1)); // the byte limit still returns one entry
+            Assert.Throws<RaftLogUnavailableException>(() => log.Entries(1, 6, ulong.MaxValue));
+            Assert.Throws<RaftLogUnavailableException>(() => log.Term(5));
+        }
+
+        Assert.True(Directory.Exists(Path.Combine(dir.Path, "member", "wal")));
+        using (var log = DurableRaftLog.Open(dir.Path, Me))
+        {
+            Assert.Equal(new HardState(2, 1, 2), log.InitialState().HardState);
+            Assert.Equal([1UL, 1UL, 2UL, 2UL], log.Entries(1, 5, ulong.MaxValue).Select(e => e.Term));
+        }
+    }
+
+    [Fact]
+    public async Task A_snapshot_compacts_the_log_and_restart_starts_from_it()
+    {
+        using var dir = new TempDir();
+        var options = new WalOptions { SegmentSizeBytes = 2048 };
+        var conf = new ConfState([1, 2, 3]);
+        using (var log = DurableRaftLog.Open(dir.Path, Me, options))
+        {
+            for (ulong i = 1; i <= 100; i++)
+            {
+                await log.SaveAsync([E(i, 1)], new HardState(1, 1, i));
+            }
+
+            var segmentsBefore = log.Wal.SegmentNames.Count;
+            await log.CreateSnapshotAsync(80, conf, Encoding.UTF8.GetBytes("state at 80"));
+            Assert.True(log.Wal.SegmentNames.Count < segmentsBefore, "segments covered by the snapshot should be released");
+            Assert.Equal(81UL, log.FirstIndex());
+            Assert.Equal(1UL, log.Term(80));
+            Assert.Throws<RaftLogCompactedException>(() => log.Term(79));
+            Assert.Throws<RaftLogCompactedException>(() => log.Entries(80, 90, ulong.MaxValue));
+            Assert.Equal(80UL, log.Snapshot().Metadata.Index);
+        }
+
+        using (var log = DurableRaftLog.Open(dir.Path, Me, options))
+        {
+            Assert.Equal((81UL, 100UL), (log.FirstIndex(), log.LastIndex()));
+            Assert.Equal("state at 80", Encoding.UTF8.GetString(log.Snapshot().Data.Span));
+            Assert.Equal(conf, log.InitialState().ConfState);
+        }
+    }
+
+    [Fact]
+    public async Task A_snapshot_from_the_leader_replaces_a_log_that_disagrees()
+    {
+        using var dir = new TempDir();
+        using var log = DurableRaftLog.Open(dir.Path, Me);
+        await log.SaveAsync([E(1, 1), E(2, 1)], null);
+        await log.ApplySnapshotAsync(new Snapshot(new SnapshotMetadata(50, 4, new ConfState([1, 2])), new byte[] { 1 }));
+        Assert.Equal((51UL, 50UL, 4UL), (log.FirstIndex(), log.LastIndex(), log.Term(50)));
+        await log.SaveAsync([E(51, 4)], new HardState(4, 0, 51));
+        log.Dispose();
+        using var reopened = DurableRaftLog.Open(dir.Path, Me);
+        Assert.Equal((51UL, 51UL), (reopened.FirstIndex(), reopened.LastIndex()));
+    }
+
+    [Fact]
+    public void Another_members_data_dir_is_refused()
+    {
+        using var dir = new TempDir();
+        DurableRaftLog.Open(dir.Path, Me).Dispose();
+        var ex = Assert.Throws<WalIdentityMismatchException>(() => DurableRaftLog.Open(dir.Path, new WalMetadata(0x1234, 0x2)));
+        Assert.Contains("belongs to cluster", ex.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The WAL is the source of truth: the store applied only part of it when the process stopped; restarting replays the WAL
+    /// from the start and the store skips what its consistent index already covers. The result equals applying once.
+    /// </summary>
+    [Fact]
+    public async Task Restart_replays_the_wal_into_the_store_from_its_consistent_index()
+    {
+        using var dir = new TempDir();
+        static ApplyCommand Decode(Entry e)
+        {
+            var parts = Encoding.UTF8.GetString(e.Data.Span).Split(' ');
+            return new ApplyCommand(e.Index, e.Term, new PutRequest { Key = Encoding.UTF8.GetBytes(parts[1]), Value = Encoding.UTF8.GetBytes(parts[2]) });
+        }
+
+        var dbPath = Path.Combine(dir.Path, "member", "snap", "db");
+        using (var log = DurableRaftLog.Open(dir.Path, Me))
+        using (var store = MvccStore.Open(dbPath))
+        {
+            for (ulong i = 1; i <= 30; i++)
+            {
+                await log.SaveAsync([E(i, 1)], new HardState(1, 1, i));
+            }
+
+            store.Apply([.. log.Entries(1, 18, ulong.MaxValue).Select(Decode)]); // stopped after applying 17
+        }
+
+        using (var log = DurableRaftLog.Open(dir.Path, Me))
+        using (var store = MvccStore.Open(dbPath))
+        {
+            Assert.Equal(17UL, store.ConsistentIndex);
+            var results = store.Apply([.. log.Entries(log.FirstIndex(), log.LastIndex() + 1, ulong.MaxValue).Select(Decode)]);
+            Assert.Equal(17, results.Count(r => r.Skipped));
+            Assert.Equal(31, store.CurrentRevision); // 30 puts, one revision each, none twice
+            var k0 = store.Range(new RangeRequest { Key = "k0"u8.ToArray() }).Kvs.Single();
+            Assert.Equal(("v30", 6L), (Encoding.UTF8.GetString(k0.Value), k0.Version));
+        }
+    }
+}
