@@ -3,8 +3,8 @@ using System.Text;
 namespace RaftKv.Raft.Tests;
 
 /// <summary>
-/// Randomized runs over the in-test network (loss, reordering, duplication, partitions, restarts, transfers, membership
-/// changes) checking Raft's safety properties after every step and progress after healing. The deterministic simulator
+/// Randomized runs over the in-test network (loss, reordering, duplication, partitions, restarts, compaction, transfers,
+/// slow disks) checking Raft's safety properties after every step and progress after healing. The deterministic simulator
 /// (tests/RaftKv.Simulator) goes much further; these runs keep the core honest on its own.
 /// </summary>
 public sealed class RandomizedSafetyTests
@@ -31,6 +31,28 @@ public sealed class RandomizedSafetyTests
         Assert.True(failure is null, failure);
     }
 
+    [Theory]
+    [MemberData(nameof(SlowDiskSeeds))]
+    public void Safety_holds_with_slow_disks_and_crashes_that_lose_unsynced_writes(int size, int seed)
+    {
+        var failure = Run(size, seed + 1000, c => c, slowDisk: true);
+        Assert.True(failure is null, failure);
+    }
+
+    public static TheoryData<int, int> SlowDiskSeeds()
+    {
+        var data = new TheoryData<int, int>();
+        foreach (var size in new[] { 3, 5 })
+        {
+            for (var seed = 1; seed <= 8; seed++)
+            {
+                data.Add(size, seed);
+            }
+        }
+
+        return data;
+    }
+
     [Fact]
     public void The_randomized_runs_catch_a_core_that_grants_votes_without_the_log_check()
     {
@@ -49,11 +71,11 @@ public sealed class RandomizedSafetyTests
     }
 
     /// <summary>One randomized run; returns null when every check held, else what broke (with the step log).</summary>
-    private static string? Run(int size, int seed, Func<RaftConfig, RaftConfig> variant)
+    private static string? Run(int size, int seed, Func<RaftConfig, RaftConfig> variant, bool slowDisk = false)
     {
         try
         {
-            RunChecked(size, seed, variant);
+            RunChecked(size, seed, variant, slowDisk);
             return null;
         }
         catch (Exception e) when (e is Xunit.Sdk.XunitException or InvalidOperationException)
@@ -62,10 +84,16 @@ public sealed class RandomizedSafetyTests
         }
     }
 
-    private static void RunChecked(int size, int seed, Func<RaftConfig, RaftConfig> variant)
+    private static void RunChecked(int size, int seed, Func<RaftConfig, RaftConfig> variant, bool slowDisk)
     {
         var rng = new Random(seed);
         var net = new TestNetwork(size, (id, c) => variant(c with { Random = new Random((seed * 31) + (int)id), MaxSizePerMessage = 256 }));
+        if (slowDisk)
+        {
+            // Each Ready's write completes 0-3 delivery rounds later; restarts lose a write in progress.
+            net.DiskDelay = () => rng.Next(4);
+        }
+
         var dropRate = 0.0;
         net.Filter = _ => rng.NextDouble() >= dropRate;
         net.Perturb = batch =>

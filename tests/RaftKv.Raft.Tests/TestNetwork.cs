@@ -73,6 +73,18 @@ internal sealed class TestNetwork
     /// <summary>Return false to drop a message.</summary>
     public Func<Message, bool>? Filter { get; set; }
 
+    private readonly Dictionary<ulong, Write> _writing = [];
+
+    private sealed class Write(Ready ready, int rounds)
+    {
+        public Ready Ready { get; } = ready;
+
+        public int RoundsLeft { get; set; } = rounds;
+    }
+
+    /// <summary>When set, each Ready's write takes this many delivery rounds (a slow disk); null = instant.</summary>
+    public Func<int>? DiskDelay { get; set; }
+
     /// <summary>Whether the network reports MsgSnap outcomes to the sender, as a transport must (default true).</summary>
     public bool ReportSnapshots { get; set; } = true;
 
@@ -114,6 +126,7 @@ internal sealed class TestNetwork
     /// <summary>Restarts a node from its storage (what was persisted survives; nothing else).</summary>
     public RaftNode Restart(ulong id, Func<ulong, RaftConfig, RaftConfig>? configure = null)
     {
+        _writing.Remove(id); // a write in progress at the crash never became durable
         var node = new RaftNode(Config(id, Storage[id], configure));
         Nodes[id] = node;
         // The state machine restarts from the last snapshot (its data is the applied values joined by '|').
@@ -205,13 +218,42 @@ internal sealed class TestNetwork
         {
             foreach (var (id, node) in Nodes)
             {
-                while (node.HasReady)
+                if (DiskDelay is null)
                 {
-                    HandleReady(id, node);
+                    while (node.HasReady)
+                    {
+                        HandleReady(id, node);
+                    }
+
+                    continue;
+                }
+
+                // Slow disk: the write of a Ready completes some delivery rounds after it was started; the node keeps
+                // receiving messages meanwhile, and its Messages (not MessagesAfterPersist) already went out.
+                if (_writing.TryGetValue(id, out var w))
+                {
+                    if (w.RoundsLeft-- > 0)
+                    {
+                        continue;
+                    }
+
+                    _writing.Remove(id);
+                    Complete(id, node, w.Ready);
+                }
+
+                if (node.HasReady)
+                {
+                    var rd = node.GetReady();
+                    foreach (var m in rd.Messages)
+                    {
+                        _inFlight.Enqueue(m);
+                    }
+
+                    _writing[id] = new Write(rd, DiskDelay());
                 }
             }
 
-            if (_inFlight.Count == 0)
+            if (_inFlight.Count == 0 && _writing.Count == 0 && !Nodes.Values.Any(n => n.HasReady))
             {
                 return;
             }
@@ -251,12 +293,18 @@ internal sealed class TestNetwork
     private void HandleReady(ulong id, RaftNode node)
     {
         var rd = node.GetReady();
-        var storage = Storage[id];
         foreach (var m in rd.Messages)
         {
             _inFlight.Enqueue(m);
         }
 
+        Complete(id, node, rd);
+    }
+
+    /// <summary>The Ready's write is durable: persist, send what waited for it, apply, advance.</summary>
+    private void Complete(ulong id, RaftNode node, Ready rd)
+    {
+        var storage = Storage[id];
         if (rd.Snapshot is { } snap)
         {
             storage.ApplySnapshot(snap);
