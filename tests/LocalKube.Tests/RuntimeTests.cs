@@ -226,4 +226,52 @@ public sealed class RuntimeTests(LocalKubeRuntimeFixture kube) : IClassFixture<L
             },
             async () => (await kube.Kubectl("-n", ns, "get", "endpoints", "web", "-o", "yaml")).Stdout);
     }
+
+    [Fact]
+    public async Task Fault_annotations_delay_and_cut_traffic_between_pods_and_heal_when_removed()
+    {
+        var ns = await kube.NewNamespace("faults");
+        await kube.KubectlOkIn(StatefulSet("f", 2, "Parallel"), "-n", ns, "apply", "-f", "-");
+        await kube.KubectlOk("-n", ns, "rollout", "status", "statefulset/f", "--timeout=60s");
+        var ip0 = await Get(ns, "pod/f-0", "{.status.podIP}");
+        var hostsFile = await Http($"http://{ip0}:8080/env/LOCALKUBE_HOSTS_FILE");
+        var peerName = $"f-1.f-peers.{ns}.svc.cluster.local";
+        string? link = null;
+        await LocalKubeFixture.WaitUntil(
+            async () =>
+            {
+                link = File.Exists(hostsFile) ? (await File.ReadAllLinesAsync(hostsFile)).Where(l => l.EndsWith(" " + peerName, StringComparison.Ordinal)).Select(l => l.Split(' ')[0]).FirstOrDefault() : null;
+                return link is not null;
+            },
+            async () => File.Exists(hostsFile) ? await File.ReadAllTextAsync(hostsFile) : $"{hostsFile} missing");
+        Assert.NotEqual(await Get(ns, "pod/f-1", "{.status.podIP}"), link);
+        Assert.Equal("f-1", await Http($"http://{link}:8080/env/LOCALKUBE_POD_NAME"));
+
+        async Task<TimeSpan?> Probe()
+        {
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            try
+            {
+                await Http($"http://{link}:8080/env/LOCALKUBE_POD_NAME");
+                return watch.Elapsed;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                return null;
+            }
+        }
+
+        // 150 ms on f-0 and 150 ms on f-1 add up: a request and its answer take at least 600 ms.
+        await kube.KubectlOk("-n", ns, "annotate", "pod", "f-0", "localkube.raftkv.io/delay=150ms");
+        await kube.KubectlOk("-n", ns, "annotate", "pod", "f-1", "localkube.raftkv.io/delay=150ms");
+        TimeSpan? last = null;
+        await LocalKubeFixture.WaitUntil(async () => (last = await Probe()) >= TimeSpan.FromMilliseconds(600), () => Task.FromResult($"last request took {last}"));
+
+        await kube.KubectlOk("-n", ns, "annotate", "pod", "f-1", "localkube.raftkv.io/partition=true");
+        await LocalKubeFixture.WaitUntil(async () => (last = await Probe()) is null, () => Task.FromResult($"request still answered in {last}"));
+
+        await kube.KubectlOk("-n", ns, "annotate", "pod", "f-0", "localkube.raftkv.io/delay-");
+        await kube.KubectlOk("-n", ns, "annotate", "pod", "f-1", "localkube.raftkv.io/delay-", "localkube.raftkv.io/partition-");
+        await LocalKubeFixture.WaitUntil(async () => (last = await Probe()) is { } t && t < TimeSpan.FromMilliseconds(500), () => Task.FromResult($"last request took {last}"));
+    }
 }

@@ -46,6 +46,7 @@ public sealed class LocalKubeServer : IAsyncDisposable
     private readonly List<Task> _controllers = [];
     private Kubelet? _kubelet;
     private ServiceProxy? _proxy;
+    private PodLinks? _links;
 
     private LocalKubeServer(WebApplication app, ResourceService service, Uri url, string? kubeconfig)
     {
@@ -109,7 +110,8 @@ public sealed class LocalKubeServer : IAsyncDisposable
         if (options.Runtime is { } runtime)
         {
             Nodes.Create(service, runtime.NodeCount, runtime.Zones);
-            var kubelet = new Kubelet(service, runtime, new PodNetwork(runtime.Root, PodAddressBlock(url.Port)), loggerFactory.CreateLogger<Kubelet>());
+            var network = new PodNetwork(runtime.Root, PodAddressBlock(url.Port));
+            var kubelet = new Kubelet(service, runtime, network, loggerFactory.CreateLogger<Kubelet>());
             service.GracefulDeletion = kubelet.NeedsGracefulDeletion;
             service.PodLogPath = (ns, name, uid, container) => PodWorker.LogPath(runtime.Root, ns, name, uid, container);
             server._kubelet = kubelet;
@@ -120,6 +122,8 @@ public sealed class LocalKubeServer : IAsyncDisposable
             server.Run(new EndpointsController(service, loggerFactory.CreateLogger<EndpointsController>()));
             server._proxy = new ServiceProxy(service, loggerFactory.CreateLogger<ServiceProxy>());
             server.Run(server._proxy);
+            server._links = new PodLinks(service, network, runtime, loggerFactory.CreateLogger<PodLinks>());
+            server.Run(server._links);
             server.Run(kubelet);
         }
 
@@ -172,6 +176,11 @@ public sealed class LocalKubeServer : IAsyncDisposable
         if (_proxy is not null)
         {
             await _proxy.StopAsync();
+        }
+
+        if (_links is not null)
+        {
+            await _links.StopAsync();
         }
 
         if (_kubelet is not null)

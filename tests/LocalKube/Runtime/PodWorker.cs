@@ -418,7 +418,7 @@ internal sealed partial class PodWorker : IDisposable
             ["LOCALKUBE_POD_IP"] = _ip,
             ["LOCALKUBE_POD_NAME"] = _name,
             ["LOCALKUBE_POD_NAMESPACE"] = _ns,
-            ["LOCALKUBE_HOSTS_FILE"] = _kubelet.Network.HostsFile,
+            ["LOCALKUBE_HOSTS_FILE"] = PodLinks.HostsFileOf(_kubelet.Options.Root, _ns, _name, _uid),
         };
         if (System.Environment.GetEnvironmentVariable("DOTNET_ROOT") is { } dotnetRoot)
         {
