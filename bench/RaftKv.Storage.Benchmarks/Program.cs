@@ -55,6 +55,19 @@ if (MeanNs(nameof(WalBenchmarks.SingleWriterAppend)) is { } append && MeanNs(nam
         $"One writer's append+sync: {append / 1000:F1} µs against a bare pwrite+fdatasync of the same bytes: {bare / 1000:F1} µs, ratio {ratio:F2} (target ≤ 1.20: {(ratio <= 1.2 ? "met" : "not met")}), measured side by side in one run.");
 }
 
+var syncRows = reports.Where(r => r.BenchmarkCase.Descriptor.Type == typeof(SyncMethodBenchmarks)).ToList();
+if (syncRows.Count > 0)
+{
+    text.AppendLine();
+    text.AppendLine("Sync call (pwrite of one framed 256 B entry, then the call), side by side:");
+    foreach (var r in syncRows)
+    {
+        text.AppendLine(CultureInfo.InvariantCulture, $"- {r.BenchmarkCase.Parameters["Method"]}: {r.ResultStatistics!.Mean / 1000:F1} µs mean, {r.ResultStatistics.Median / 1000:F1} µs median");
+    }
+}
+
+text.AppendLine();
+text.AppendLine(CultureInfo.InvariantCulture, $"Machine load average when the run ended: {LoadAverage()} (2 cores shared with other work: rates scale down with load).");
 text.AppendLine();
 text.AppendLine("Full tables: `bench/results/RaftKv.Storage.Benchmarks/results/`.");
 var path = Path.Combine(root, "bench", "results", "storage.md");
@@ -62,6 +75,18 @@ File.WriteAllText(path, text.ToString());
 Console.WriteLine(text.ToString());
 Console.WriteLine($"Summary written to {path}");
 return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
+
+static string LoadAverage()
+{
+    try
+    {
+        return File.ReadAllText("/proc/loadavg").Trim();
+    }
+    catch (IOException)
+    {
+        return "unknown";
+    }
+}
 
 static string FindRepositoryRoot()
 {
