@@ -36,14 +36,23 @@ public sealed class CliTests
     }
 
     [Fact]
-    public void A_valid_configuration_still_fails_while_this_build_cannot_serve()
+    public void A_listen_url_with_a_host_name_is_refused_at_start_up()
     {
-        var (code, stdout, stderr) = Run("--name", "infra0", "--initial-cluster", "infra0=http://127.0.0.1:2380",
-            "--initial-advertise-peer-urls", "http://127.0.0.1:2380");
+        var dir = Directory.CreateTempSubdirectory("raftkv-cli-");
+        try
+        {
+            var (code, stdout, stderr) = Run("--name", "infra0", "--data-dir", dir.FullName,
+                "--initial-cluster", "infra0=http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+                "--listen-peer-urls", "http://example.invalid:2380");
 
-        Assert.Equal(Cli.ConfigError, code);
-        Assert.Equal("", stdout);
-        Assert.Contains("cannot serve yet", stderr, StringComparison.Ordinal);
+            Assert.Equal(Cli.RuntimeError, code);
+            Assert.Equal("", stdout);
+            Assert.Contains("expected IP in URL for binding (http://example.invalid:2380)", stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
     }
 
     private static (int Code, string Stdout, string Stderr) Run(params string[] args)

@@ -1,11 +1,13 @@
 using System.Collections;
+using Microsoft.Extensions.Logging;
 using RaftKv.Server.Configuration;
+using RaftKv.Server.Node;
 
 namespace RaftKv.Server;
 
 /// <summary>
-/// The raftkv command line: etcd's flags and <c>ETCD_*</c> variables. Serving the etcd API arrives with the
-/// "raftkv server" issue; until then a valid configuration is reported and the program says it cannot serve.
+/// The raftkv command line: etcd's flags and <c>ETCD_*</c> variables; a valid configuration starts a member that
+/// serves until SIGINT/SIGTERM (or until it is removed from its cluster).
 /// </summary>
 internal static class Cli
 {
@@ -13,6 +15,9 @@ internal static class Cli
 
     /// <summary>Exit code for a command line or environment that cannot start a member.</summary>
     public const int ConfigError = 2;
+
+    /// <summary>Exit code for a member that could not start or failed while running.</summary>
+    public const int RuntimeError = 1;
 
     public static int Run(IReadOnlyList<string> args, IReadOnlyDictionary<string, string> environment, TextWriter stdout, TextWriter stderr)
     {
@@ -40,8 +45,60 @@ internal static class Cli
             return ConfigError;
         }
 
-        stderr.WriteLine($"{ProgramName}: configuration of member \"{config.Name}\" is valid, but this build cannot serve yet: the etcd v3 API server is not part of it.");
-        return ConfigError;
+        return Serve(config, stderr, CancellationToken.None);
+    }
+
+    /// <summary>Runs a member until <paramref name="cancellationToken"/>, SIGINT or SIGTERM; returns the exit code.</summary>
+    public static int Serve(MemberConfig config, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        using var loggers = LoggerFactory.Create(b => b
+            .SetMinimumLevel(config.LogLevel switch { "debug" => LogLevel.Debug, "warn" => LogLevel.Warning, "error" => LogLevel.Error, _ => LogLevel.Information })
+            .AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-dd HH:mm:ss.fff ";
+                o.UseUtcTimestamp = true;
+            })
+            .AddFilter("Microsoft", LogLevel.Warning)
+            .AddFilter("Grpc", LogLevel.Warning));
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c =>
+        {
+            c.Cancel = true;
+            stop.Cancel();
+        });
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            stop.Cancel();
+        });
+        MemberHost host;
+        try
+        {
+            host = MemberHost.StartAsync(config, new MemberHostOptions { Loggers = loggers }, stop.Token).GetAwaiter().GetResult();
+        }
+        catch (MemberStartException e)
+        {
+            stderr.WriteLine($"{ProgramName}: {e.Message}");
+            return RuntimeError;
+        }
+
+        try
+        {
+            host.Stopped.WaitAsync(stop.Token).GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            stderr.WriteLine($"{ProgramName}: member stopped: {e.Message}");
+            host.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            return RuntimeError;
+        }
+
+        host.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        return 0;
     }
 
     /// <summary>The process environment as a dictionary, for <see cref="Run"/>.</summary>

@@ -353,9 +353,9 @@ internal sealed partial class PeerTransport : IAsyncDisposable
 
                     backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _owner._options.MaxBackoff.Ticks));
                 }
-                catch (OperationCanceledException)
+                catch (Exception e) when (e is OperationCanceledException or RpcException)
                 {
-                    return;
+                    return; // stopping
                 }
             }
         }
@@ -462,8 +462,9 @@ internal sealed partial class PeerTransport : IAsyncDisposable
             {
                 await Task.WhenAll(_streamLoop, _probeLoop).ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
+            catch (Exception e) when (e is OperationCanceledException or RpcException)
             {
+                // the loops end by cancellation
             }
 
             _channel?.Dispose();

@@ -1,0 +1,56 @@
+using RaftKv.Raft;
+
+namespace RaftKv.Server.Node;
+
+/// <summary>The Raft log of a member as the host writes it: the core reads <see cref="Storage"/>, the host persists Ready contents.</summary>
+internal interface IMemberLog : IDisposable
+{
+    IRaftLogStorage Storage { get; }
+
+    /// <summary>True when <see cref="SaveAsync"/> completes only after the data is on stable storage (fsync).</summary>
+    bool IsDurable { get; }
+
+    /// <summary>Persists a Ready's entries and hard state with at most one sync, then makes the entries visible to the core.</summary>
+    Task SaveAsync(IReadOnlyList<Entry> entries, HardState? hardState, CancellationToken cancellationToken);
+
+    /// <summary>Installs a snapshot received from the leader.</summary>
+    Task ApplySnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// A log kept only in memory: NOT durable, lost when the process ends. For in-process tests of the host only; a member
+/// process never runs on it.
+/// </summary>
+internal sealed class VolatileMemberLog : IMemberLog
+{
+    private readonly MemoryRaftLogStorage _storage = new();
+
+    public IRaftLogStorage Storage => _storage;
+
+    public bool IsDurable => false;
+
+    public Task SaveAsync(IReadOnlyList<Entry> entries, HardState? hardState, CancellationToken cancellationToken)
+    {
+        if (entries.Count > 0)
+        {
+            _storage.Append(entries);
+        }
+
+        if (hardState is { } hs)
+        {
+            _storage.SetHardState(hs);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task ApplySnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken)
+    {
+        _storage.ApplySnapshot(snapshot);
+        return Task.CompletedTask;
+    }
+
+    public void Dispose()
+    {
+    }
+}

@@ -1,0 +1,304 @@
+using System.Net;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using RaftKv.Protocol.Internal;
+using RaftKv.Server.Api;
+using RaftKv.Server.Cluster;
+using RaftKv.Server.Configuration;
+using RaftKv.Server.Observability;
+using RaftKv.Server.Peers;
+using Wire = RaftKv.Protocol.Peer;
+
+namespace RaftKv.Server.Node;
+
+/// <summary>Failure to start a member, with a message for the operator.</summary>
+internal sealed class MemberStartException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>Start-up choices that are not etcd flags.</summary>
+internal sealed record MemberHostOptions
+{
+    public ILoggerFactory? Loggers { get; init; }
+
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>FOR TESTS: allow the Admin.SetPeerFault hook (see <see cref="PeerFaults"/>).</summary>
+    public bool EnableTestHooks { get; init; }
+}
+
+/// <summary>
+/// One running member: decides its identity (new cluster, joining one, or restart), opens its log, and serves the peer
+/// API on the peer URLs and etcd's API (gRPC and HTTP) on the client URLs, all on one Kestrel server.
+/// </summary>
+internal sealed partial class MemberHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly CancellationTokenSource _stopping;
+    private readonly ILogger _logger;
+
+    private MemberHost(WebApplication app, RaftMember member, CancellationTokenSource stopping, ILogger logger)
+    {
+        _app = app;
+        Member = member;
+        _stopping = stopping;
+        _logger = logger;
+    }
+
+    public RaftMember Member { get; }
+
+    public static async Task<MemberHost> StartAsync(MemberConfig config, MemberHostOptions options, CancellationToken cancellationToken)
+    {
+        var loggers = options.Loggers ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
+        var logger = loggers.CreateLogger("raftkv");
+        var memberDir = Path.Combine(config.DataDir, "member");
+        if (Membership.Load(memberDir) is not null || Directory.Exists(Path.Combine(memberDir, "wal")))
+        {
+            throw new MemberStartException(
+                $"data dir '{config.DataDir}' holds a member from an earlier run, and this build keeps the Raft log in memory only, so it " +
+                "cannot recover it; remove the data dir (the member is then new) or remove and re-add the member with etcdctl");
+        }
+
+        var initialMembers = config.InitialCluster
+            .Select(m =>
+            {
+                var member = new Member { Id = MemberIds.ComputeMemberId(m.PeerUrls.Select(MemberIds.UrlText), config.InitialClusterToken), Name = m.Name };
+                member.PeerUrls.AddRange(m.PeerUrls.Select(MemberIds.UrlText));
+                return member;
+            })
+            .ToList();
+        ulong memberId, clusterId;
+        IReadOnlyList<ulong>? bootstrapVoters = null;
+        Membership membership;
+        if (config.InitialClusterState == InitialClusterState.New)
+        {
+            memberId = initialMembers.Single(m => m.Name == config.Name).Id;
+            clusterId = MemberIds.ComputeClusterId(initialMembers.Select(m => m.Id));
+            bootstrapVoters = [.. initialMembers.Select(m => m.Id).Order()];
+            membership = new Membership(clusterId);
+        }
+        else
+        {
+            var advertised = config.InitialAdvertisePeerUrls.Select(MemberIds.UrlText).ToHashSet(StringComparer.Ordinal);
+            var remote = await FetchMembersAsync(initialMembers.Where(m => !m.PeerUrls.Any(advertised.Contains)), cancellationToken).ConfigureAwait(false);
+            var self = remote.Members.FirstOrDefault(m => m.PeerUrls.Any(advertised.Contains))
+                ?? throw new MemberStartException(
+                    $"member \"{config.Name}\" with peer URLs {string.Join(',', advertised)} is not in the running cluster's member list; " +
+                    $"add it first: etcdctl member add {config.Name} --peer-urls={string.Join(',', advertised)}");
+            memberId = self.Id;
+            clusterId = remote.ClusterId;
+            membership = new Membership(clusterId);
+            initialMembers = [.. remote.Members];
+        }
+
+        Directory.CreateDirectory(memberDir);
+        var timing = TimingStore.Load(memberDir) ?? new TimingSettings(config.HeartbeatIntervalMs, config.ElectionTimeoutMs);
+        var metrics = new NodeMetrics();
+        metrics.ServerVersion.WithLabels(EtcdVersion.Server).Set(1);
+        var faults = new PeerFaults(new Random());
+        var member = new RaftMember(
+            new MemberSettings
+            {
+                MemberId = memberId,
+                ClusterId = clusterId,
+                Name = config.Name,
+                HeartbeatMs = timing.HeartbeatMs,
+                ElectionMs = timing.ElectionMs,
+                MemberDir = memberDir,
+                InitialMembers = initialMembers,
+                BootstrapVoters = bootstrapVoters,
+            },
+            new VolatileMemberLog(), membership, metrics, faults, options.Time, loggers);
+        LogVolatile(logger, config.Name);
+
+        var stopping = new CancellationTokenSource();
+        var app = BuildApp(config, member, metrics, memberDir, options, loggers, stopping.Token);
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            await member.DisposeAsync().ConfigureAwait(false);
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw new MemberStartException($"cannot listen: {e.Message} (another process holds the port; stop it or choose other URLs)", e);
+        }
+
+        member.Start();
+        var host = new MemberHost(app, member, stopping, logger);
+        _ = host.PublishAttributesAsync(config);
+        LogServing(logger, config.Name, memberId, clusterId, config.ListenClientUrls);
+        return host;
+    }
+
+    private static async Task<Wire.MembersResponse> FetchMembersAsync(IEnumerable<Member> peers, CancellationToken cancellationToken)
+    {
+        var errors = new List<string>();
+        foreach (var url in peers.SelectMany(p => p.PeerUrls))
+        {
+            try
+            {
+                using var channel = GrpcChannel.ForAddress(url);
+                return await new Wire.Peer.PeerClient(channel)
+                    .MembersAsync(new Wire.MembersRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancellationToken)
+                    .ConfigureAwait(false);
+            }
+            catch (RpcException e)
+            {
+                errors.Add($"{url}: {e.Status.Detail}");
+            }
+        }
+
+        throw new MemberStartException(
+            "could not fetch the cluster's members from any peer in --initial-cluster" + (errors.Count > 0 ? $" ({string.Join("; ", errors)})" : "") +
+            "; start with --initial-cluster-state=existing only when the other members are running");
+    }
+
+    private static WebApplication BuildApp(MemberConfig config, RaftMember member, NodeMetrics metrics, string memberDir, MemberHostOptions options,
+        ILoggerFactory loggers, CancellationToken stopping)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(loggers);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(3));
+        var peerPorts = config.ListenPeerUrls.Select(u => u.Port).ToHashSet();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.Http2.MaxStreamsPerConnection = int.MaxValue;
+            k.AllowAlternateSchemes = true; // h2c connections look like TLS to Kestrel (see CleartextHttp2Detection); clients send :scheme http
+            k.Limits.MaxRequestBodySize = null;
+            foreach (var url in config.ListenPeerUrls)
+            {
+                Listen(k, url, HttpProtocols.Http2);
+            }
+
+            foreach (var url in config.ListenClientUrls)
+            {
+                Listen(k, url, HttpProtocols.Http1AndHttp2, CleartextHttp2Detection.Middleware);
+            }
+        });
+        builder.Services.AddGrpc(o =>
+        {
+            // etcd accepts requests up to --max-request-bytes plus gRPC framing overhead; larger ones are refused by size checks in the services.
+            o.MaxReceiveMessageSize = config.MaxRequestBytes + (512 * 1024);
+            o.MaxSendMessageSize = null;
+        });
+        var walFsync = new LatencyWindow();
+        var headers = new Headers(member, () => 0);
+        builder.Services.AddSingleton(new PeerService(member, metrics, stopping));
+        builder.Services.AddSingleton(new ClusterService(member, headers, options.Time));
+        builder.Services.AddSingleton(new MaintenanceService(member, headers, config.EffectiveQuotaBackendBytes));
+        builder.Services.AddSingleton(new AdminService(member, walFsync, memberDir,
+            options.EnableTestHooks || Environment.GetEnvironmentVariable(PeerFaults.EnableVariable) == "1"));
+        var app = builder.Build();
+
+        // Peer traffic only on peer ports, client traffic only on client ports.
+        app.Use(async (context, next) =>
+        {
+            var onPeerPort = peerPorts.Contains(context.Connection.LocalPort);
+            var isPeerCall = context.Request.Path.StartsWithSegments("/raftkv.peer.Peer", StringComparison.Ordinal);
+            if (onPeerPort != isPeerCall)
+            {
+                context.Response.StatusCode = StatusCodes.Status404NotFound;
+                return;
+            }
+
+            await next(context).ConfigureAwait(false);
+        });
+        app.MapGrpcService<PeerService>();
+        app.MapGrpcService<ClusterService>();
+        app.MapGrpcService<MaintenanceService>();
+        app.MapGrpcService<AdminService>();
+        HttpEndpoints.Map(app, member, metrics);
+        return app;
+    }
+
+    private static void Listen(KestrelServerOptions k, Uri url, HttpProtocols protocols,
+        Func<Microsoft.AspNetCore.Connections.ConnectionDelegate, Microsoft.AspNetCore.Connections.ConnectionDelegate>? middleware = null)
+    {
+        void Configure(ListenOptions o)
+        {
+            o.Protocols = protocols;
+            if (middleware is not null)
+            {
+                o.Use(middleware);
+            }
+        }
+
+        if (url.Scheme != "http")
+        {
+            throw new MemberStartException($"listen URL {url.OriginalString}: only http:// is supported (TLS is not implemented yet)");
+        }
+
+        if (url.Host == "localhost")
+        {
+            k.ListenLocalhost(url.Port, Configure);
+        }
+        else if (IPAddress.TryParse(url.Host.Trim('[', ']'), out var ip))
+        {
+            k.Listen(ip, url.Port, Configure);
+        }
+        else
+        {
+            throw new MemberStartException($"expected IP in URL for binding ({url.OriginalString})");
+        }
+    }
+
+    /// <summary>Tells the cluster this member's name and client URLs through Raft, as etcd's publish does; retried until it succeeds.</summary>
+    private async Task PublishAttributesAsync(MemberConfig config)
+    {
+        var attributes = new MemberAttributes { Id = Member.MemberId, Name = config.Name };
+        attributes.ClientUrls.AddRange(config.AdvertiseClientUrls.Select(MemberIds.UrlText));
+        var ct = _stopping.Token;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await Member.ProposeAsync(new InternalRequest { MemberAttributes = attributes }, ct).ConfigureAwait(false);
+                LogPublished(_logger, config.Name);
+                return;
+            }
+            catch (RpcException)
+            {
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Member.Timing.HeartbeatMs), ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Completes when the member stops on its own (removed from the cluster, fatal error).</summary>
+    public Task Stopped => Member.Stopped;
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await Member.DisposeAsync().ConfigureAwait(false);
+        await _app.StopAsync().ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "member {Name}: this build keeps the Raft log in memory (the durable WAL is not wired in yet); nothing survives a restart")]
+    private static partial void LogVolatile(ILogger logger, string name);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "member {Name} ({MemberId:x}) of cluster {ClusterId:x} serving clients on {Urls}")]
+    private static partial void LogServing(ILogger logger, string name, ulong memberId, ulong clusterId, IReadOnlyList<Uri> urls);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "published member {Name} attributes to the cluster")]
+    private static partial void LogPublished(ILogger logger, string name);
+}

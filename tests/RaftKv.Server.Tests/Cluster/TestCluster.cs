@@ -1,0 +1,191 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using RaftKv.Server.Configuration;
+using RaftKv.Server.Node;
+
+namespace RaftKv.Server.Tests.Cluster;
+
+/// <summary>Free loopback TCP ports (bound and released; the OS does not hand them out again soon).</summary>
+internal static class FreePorts
+{
+    public static int[] Take(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
+        listeners.ForEach(l => l.Start());
+        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        listeners.ForEach(l => l.Stop());
+        return ports;
+    }
+}
+
+/// <summary>
+/// A cluster of in-process raftkv members on loopback ports with temp data dirs, started from etcd command lines
+/// (parsed as the program parses them). Disposing stops every member and deletes the dirs.
+/// </summary>
+internal sealed class TestCluster : IAsyncDisposable
+{
+    private readonly DirectoryInfo _root;
+    private readonly MemberHost?[] _hosts;
+
+    private TestCluster(DirectoryInfo root, string[] names, int[] clientPorts, int[] peerPorts, string token)
+    {
+        _root = root;
+        Names = names;
+        ClientPorts = clientPorts;
+        PeerPorts = peerPorts;
+        Token = token;
+        _hosts = new MemberHost?[names.Length];
+    }
+
+    public string[] Names { get; }
+
+    public int[] ClientPorts { get; }
+
+    public int[] PeerPorts { get; }
+
+    public string Token { get; }
+
+    public string InitialCluster => string.Join(',', Names.Select((n, i) => $"{n}=http://127.0.0.1:{PeerPorts[i]}"));
+
+    public string Endpoint(int i) => $"127.0.0.1:{ClientPorts[i]}";
+
+    public string Endpoints => string.Join(',', Enumerable.Range(0, Names.Length).Where(i => _hosts[i] is not null).Select(Endpoint));
+
+    public MemberHost Host(int i) => _hosts[i] ?? throw new InvalidOperationException($"member {i} is stopped");
+
+    public bool IsRunning(int i) => _hosts[i] is not null;
+
+    public static async Task<TestCluster> StartAsync(int size = 3, int heartbeatMs = 50, int electionMs = 500)
+    {
+        var root = Directory.CreateTempSubdirectory("raftkv-test-");
+        var ports = FreePorts.Take(2 * size);
+        var cluster = new TestCluster(root, [.. Enumerable.Range(1, size).Select(i => $"m{i}")], ports[..size], ports[size..], "token-" + root.Name);
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, size).Select(i => cluster.StartMemberAsync(i, heartbeatMs, electionMs)));
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+
+        return cluster;
+    }
+
+    public string[] Args(int i, int heartbeatMs, int electionMs) =>
+    [
+        "--name", Names[i],
+        "--data-dir", Path.Combine(_root.FullName, Names[i]),
+        "--listen-client-urls", $"http://127.0.0.1:{ClientPorts[i]}",
+        "--advertise-client-urls", $"http://127.0.0.1:{ClientPorts[i]}",
+        "--listen-peer-urls", $"http://127.0.0.1:{PeerPorts[i]}",
+        "--initial-advertise-peer-urls", $"http://127.0.0.1:{PeerPorts[i]}",
+        "--initial-cluster", InitialCluster,
+        "--initial-cluster-token", Token,
+        "--heartbeat-interval", heartbeatMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        "--election-timeout", electionMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    ];
+
+    private async Task StartMemberAsync(int i, int heartbeatMs, int electionMs)
+    {
+        var config = MemberConfigParser.Parse(Args(i, heartbeatMs, electionMs), new Dictionary<string, string>());
+        _hosts[i] = await MemberHost.StartAsync(config, new MemberHostOptions { EnableTestHooks = true }, CancellationToken.None);
+    }
+
+    public async Task StopMemberAsync(int i)
+    {
+        if (_hosts[i] is { } host)
+        {
+            _hosts[i] = null;
+            await host.DisposeAsync();
+        }
+    }
+
+    /// <summary>Index of the member every running member agrees is leader, once they do.</summary>
+    public async Task<int> WaitForLeaderAsync()
+    {
+        var running = Enumerable.Range(0, _hosts.Length).Where(IsRunning).ToList();
+        var leader = -1;
+        await Eventually.TrueAsync(() =>
+        {
+            var seen = running.Select(i => Host(i).Member.Leader).Distinct().ToList();
+            leader = seen.Count == 1 && seen[0] != 0 ? running.FindIndex(i => Host(i).Member.MemberId == seen[0]) : -1;
+            leader = leader >= 0 ? running[leader] : -1;
+            return leader >= 0;
+        }, Describe);
+        return leader;
+    }
+
+    public string Describe() => string.Join("; ", Enumerable.Range(0, _hosts.Length).Select(i => _hosts[i] is { } h
+        ? $"{Names[i]}: id {h.Member.MemberId:x} leader {h.Member.Leader:x} term {h.Member.Term} commit {h.Member.CommitIndex} applied {h.Member.AppliedIndex}"
+        : $"{Names[i]}: stopped"));
+
+    public async ValueTask DisposeAsync()
+    {
+        await Task.WhenAll(Enumerable.Range(0, _hosts.Length).Select(StopMemberAsync));
+        try
+        {
+            _root.Delete(recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+/// <summary>Runs Debian's etcdctl (API v3) and returns what it printed.</summary>
+internal static class Etcdctl
+{
+    public const string Path = "/usr/bin/etcdctl";
+
+    public static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string endpoints, params string[] args)
+    {
+        var psi = new ProcessStartInfo(Path)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.Environment["ETCDCTL_API"] = "3";
+        psi.ArgumentList.Add("--endpoints=" + endpoints);
+        psi.ArgumentList.Add("--command-timeout=10s");
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>Runs and asserts success; returns stdout.</summary>
+    public static async Task<string> OkAsync(string endpoints, params string[] args)
+    {
+        var (code, stdout, stderr) = await RunAsync(endpoints, args);
+        Assert.True(code == 0, $"etcdctl {string.Join(' ', args)} exited {code}\nstdout: {stdout}\nstderr: {stderr}");
+        return stdout;
+    }
+
+    /// <summary>Runs and asserts failure; returns the last line etcdctl printed on stderr ("Error: ...").</summary>
+    public static async Task<string> FailsAsync(string endpoints, params string[] args)
+    {
+        var (code, stdout, stderr) = await RunAsync(endpoints, args);
+        Assert.True(code != 0, $"etcdctl {string.Join(' ', args)} was expected to fail\nstdout: {stdout}\nstderr: {stderr}");
+        return stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Last(l => l.StartsWith("Error:", StringComparison.Ordinal));
+    }
+}

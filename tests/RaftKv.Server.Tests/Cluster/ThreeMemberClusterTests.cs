@@ -1,0 +1,204 @@
+using System.Text.Json;
+using Grpc.Core;
+using Grpc.Net.Client;
+using RaftKv.Protocol.Admin;
+using RaftKv.Server.Cluster;
+using RaftKv.Server.Peers;
+
+namespace RaftKv.Server.Tests.Cluster;
+
+/// <summary>A 3-member cluster driven with Debian's etcdctl 3.4 and plain HTTP, as an etcd user would.</summary>
+public sealed class ThreeMemberClusterTests
+{
+    [Fact]
+    public async Task Three_members_elect_one_leader_and_list_each_other_with_etcds_ids()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        await cluster.WaitForLeaderAsync();
+
+        var json = await Etcdctl.OkAsync(cluster.Endpoint(0), "member", "list", "-w", "json");
+        using var doc = JsonDocument.Parse(json);
+        var expectedIds = Enumerable.Range(0, 3)
+            .Select(i => MemberIds.ComputeMemberId([$"http://127.0.0.1:{cluster.PeerPorts[i]}"], cluster.Token)).ToList();
+        Assert.Equal(MemberIds.ComputeClusterId(expectedIds), doc.RootElement.GetProperty("header").GetProperty("cluster_id").GetUInt64());
+
+        // Names and client URLs appear once each member has published them through Raft.
+        await Eventually.TrueAsync(() => Enumerable.Range(0, 3).All(i => cluster.Host(i).Member.Membership.List().All(m => m.ClientUrls.Count > 0)), cluster.Describe);
+        var table = await Etcdctl.OkAsync(cluster.Endpoint(1), "member", "list");
+        var expected = Enumerable.Range(0, 3)
+            .Select(i => $"{expectedIds[i]:x}, started, m{i + 1}, http://127.0.0.1:{cluster.PeerPorts[i]}, http://127.0.0.1:{cluster.ClientPorts[i]}, false")
+            .Order(StringComparer.Ordinal);
+        Assert.Equal(string.Join('\n', expected), string.Join('\n', table.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal)));
+    }
+
+    [Fact]
+    public async Task Endpoint_status_agrees_on_leader_and_term_and_move_leader_hands_over()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+
+        var json = await Etcdctl.OkAsync(cluster.Endpoints, "endpoint", "status", "-w", "json");
+        using var doc = JsonDocument.Parse(json);
+        var statuses = doc.RootElement.EnumerateArray().Select(e => e.GetProperty("Status")).ToList();
+        Assert.Equal(3, statuses.Count);
+        Assert.Single(statuses.Select(s => s.GetProperty("leader").GetUInt64()).Distinct());
+        Assert.Single(statuses.Select(s => s.GetProperty("raftTerm").GetUInt64()).Distinct());
+        Assert.All(statuses, s => Assert.Equal("3.4.0", s.GetProperty("version").GetString()));
+
+        var target = (leader + 1) % 3;
+        var targetId = cluster.Host(target).Member.MemberId;
+        var moved = await Etcdctl.OkAsync(cluster.Endpoint(leader), "move-leader", $"{targetId:x}");
+        Assert.Contains($"Leadership transferred from {cluster.Host(leader).Member.MemberId:x} to {targetId:x}", moved, StringComparison.Ordinal);
+        Assert.Equal(target, await cluster.WaitForLeaderAsync());
+
+        // Only the leader may move leadership (etcdctl finds the leader itself, so ask a follower directly), and only to a voting member.
+        using var channel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(leader)}");
+        var notLeader = await Assert.ThrowsAsync<RpcException>(() =>
+            new RaftKv.Protocol.Etcd.Maintenance.MaintenanceClient(channel).MoveLeaderAsync(new RaftKv.Protocol.Etcd.MoveLeaderRequest { TargetID = targetId }).ResponseAsync);
+        Assert.Equal((StatusCode.FailedPrecondition, "etcdserver: not leader"), (notLeader.StatusCode, notLeader.Status.Detail));
+        Assert.Equal("Error: etcdserver: bad leader transferee", await Etcdctl.FailsAsync(cluster.Endpoint(target), "move-leader", "1234"));
+    }
+
+    [Fact]
+    public async Task Membership_changes_follow_etcds_rules_and_errors()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        await cluster.WaitForLeaderAsync();
+        var extraPort = FreePorts.Take(1)[0];
+
+        var added = await Etcdctl.OkAsync(cluster.Endpoint(1), "member", "add", "m4", $"--peer-urls=http://127.0.0.1:{extraPort}", "--learner");
+        Assert.Contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\"", added, StringComparison.Ordinal);
+        // The member that answered has applied the change; the others follow.
+        var learner = cluster.Host(1).Member.Membership.List().Single(m => m.IsLearner);
+        Assert.Equal([$"http://127.0.0.1:{extraPort}"], learner.PeerUrls);
+        await Eventually.TrueAsync(() => Enumerable.Range(0, 3).All(i => cluster.Host(i).Member.Membership.Get(learner.Id) is not null), cluster.Describe);
+
+        Assert.Equal("Error: etcdserver: too many learner members in cluster",
+            await Etcdctl.FailsAsync(cluster.Endpoint(0), "member", "add", "m5", "--peer-urls=http://127.0.0.1:1", "--learner"));
+        Assert.Equal("Error: etcdserver: Peer URLs already exists",
+            await Etcdctl.FailsAsync(cluster.Endpoint(0), "member", "add", "m5", $"--peer-urls=http://127.0.0.1:{extraPort}"));
+        // The learner never started, so it is not in sync: promotion is refused (from a follower too, which forwards to the leader).
+        Assert.Equal("Error: etcdserver: can only promote a learner member which is in sync with leader",
+            await Etcdctl.FailsAsync(cluster.Endpoints, "member", "promote", $"{learner.Id:x}"));
+        Assert.Equal("Error: etcdserver: can only promote a learner member",
+            await Etcdctl.FailsAsync(cluster.Endpoint(0), "member", "promote", $"{cluster.Host(0).Member.MemberId:x}"));
+        Assert.Equal("Error: etcdserver: member not found", await Etcdctl.FailsAsync(cluster.Endpoint(0), "member", "remove", "1234"));
+
+        var removed = await Etcdctl.OkAsync(cluster.Endpoint(2), "member", "remove", $"{learner.Id:x}");
+        Assert.Contains($"Member {learner.Id:x} removed from cluster", removed, StringComparison.Ordinal);
+        await Eventually.TrueAsync(() => Enumerable.Range(0, 3).All(i => cluster.Host(i).Member.Membership.List().Count == 3), cluster.Describe);
+    }
+
+    [Fact]
+    public async Task The_cluster_keeps_a_leader_and_stays_healthy_when_a_member_dies()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+
+        await cluster.StopMemberAsync(leader);
+        var newLeader = await cluster.WaitForLeaderAsync();
+
+        Assert.NotEqual(leader, newLeader);
+        using var http = new HttpClient();
+        foreach (var i in Enumerable.Range(0, 3).Where(cluster.IsRunning))
+        {
+            var health = await http.GetStringAsync($"http://{cluster.Endpoint(i)}/health");
+            Assert.Equal("{\"health\":\"true\",\"reason\":\"\"}", health);
+        }
+
+        var status = await Etcdctl.OkAsync(cluster.Endpoints, "endpoint", "status");
+        Assert.Equal(2, status.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+    }
+
+    [Fact]
+    public async Task Http_endpoints_answer_like_etcds_on_the_client_port()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        await cluster.WaitForLeaderAsync();
+        using var http = new HttpClient();
+        var baseUrl = $"http://{cluster.Endpoint(1)}";
+
+        Assert.Equal("{\"etcdserver\":\"3.4.0\",\"etcdcluster\":\"3.4.0\"}", await http.GetStringAsync(baseUrl + "/version"));
+        Assert.Equal("ok\n", await http.GetStringAsync(baseUrl + "/livez"));
+        Assert.Equal("ok\n", await http.GetStringAsync(baseUrl + "/readyz"));
+        Assert.Contains("[+]linearizable_read ok", await http.GetStringAsync(baseUrl + "/readyz?verbose"), StringComparison.Ordinal);
+        var metrics = await http.GetStringAsync(baseUrl + "/metrics");
+        foreach (var name in new[]
+        {
+            "etcd_server_has_leader 1", "etcd_server_leader_changes_seen_total", "etcd_server_proposals_committed_total",
+            "etcd_server_proposals_applied_total", "etcd_server_proposals_pending", "etcd_server_proposals_failed_total",
+            "etcd_disk_wal_fsync_duration_seconds_bucket", "etcd_disk_backend_commit_duration_seconds_bucket",
+            "etcd_network_peer_round_trip_time_seconds_bucket", "etcd_server_version{server_version=\"3.4.0\"} 1",
+        })
+        {
+            Assert.Contains(name, metrics, StringComparison.Ordinal);
+        }
+
+        // The peer API is not reachable on the client port, nor the client API on the peer port.
+        using var wrongPort = await http.GetAsync($"http://127.0.0.1:{cluster.PeerPorts[1]}/version");
+        Assert.False(wrongPort.IsSuccessStatusCode);
+    }
+
+    [Fact]
+    public async Task Admin_reports_peer_rtt_and_sets_timing_live_with_etcds_limits_and_keeps_it()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        await cluster.WaitForLeaderAsync();
+        using var channel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(0)}");
+        var admin = new Admin.AdminClient(channel);
+
+        var measured = await Eventually.ValueAsync(async () =>
+        {
+            var m = await admin.MeasurementsAsync(new MeasurementsRequest());
+            return m.Peers.Count == 2 && m.Peers.All(p => p.Rtt.Count > 0 && p.Connected) ? m : null;
+        }, cluster.Describe);
+        Assert.All(measured.Peers, p => Assert.InRange(p.Rtt.P50Seconds, 1e-6, p.Rtt.P99Seconds));
+        Assert.Equal(new Timing { HeartbeatIntervalMs = 50, ElectionTimeoutMs = 500 }, measured.Timing);
+
+        var tooShort = await Assert.ThrowsAsync<RpcException>(() =>
+            admin.SetTimingAsync(new SetTimingRequest { Timing = new Timing { HeartbeatIntervalMs = 100, ElectionTimeoutMs = 400 } }).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, tooShort.StatusCode);
+        Assert.Contains("at least as 5 times", tooShort.Status.Detail, StringComparison.Ordinal);
+        var tooLong = await Assert.ThrowsAsync<RpcException>(() =>
+            admin.SetTimingAsync(new SetTimingRequest { Timing = new Timing { HeartbeatIntervalMs = 100, ElectionTimeoutMs = 60_000 } }).ResponseAsync);
+        Assert.Contains("50000ms", tooLong.Status.Detail, StringComparison.Ordinal);
+
+        await admin.SetTimingAsync(new SetTimingRequest { Timing = new Timing { HeartbeatIntervalMs = 80, ElectionTimeoutMs = 800 } });
+        Assert.Equal((80, 800), cluster.Host(0).Member.Timing);
+        var saved = await File.ReadAllTextAsync(Path.Combine(cluster.Args(0, 1, 5)[3], "member", "raftkv-timing.json"));
+        Assert.Equal("{\"heartbeatIntervalMs\":80,\"electionTimeoutMs\":800}", saved);
+        await cluster.WaitForLeaderAsync();
+    }
+
+    [Fact]
+    public async Task Peer_fault_hooks_cut_a_member_off_and_heal()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        var followerId = cluster.Host(follower).Member.MemberId;
+
+        // Cut the follower both ways: it loses the leader; the other two keep one.
+        for (var i = 0; i < 3; i++)
+        {
+            if (i != follower)
+            {
+                cluster.Host(i).Member.Transport.Faults.Set(followerId, new PeerFault(TimeSpan.Zero, 0, Cut: true));
+                cluster.Host(follower).Member.Transport.Faults.Set(cluster.Host(i).Member.MemberId, new PeerFault(TimeSpan.Zero, 0, Cut: true));
+            }
+        }
+
+        await Eventually.TrueAsync(() => cluster.Host(follower).Member.Leader == 0, cluster.Describe);
+        Assert.NotEqual(0UL, cluster.Host(leader).Member.Leader);
+
+        for (var i = 0; i < 3; i++)
+        {
+            foreach (var j in Enumerable.Range(0, 3))
+            {
+                cluster.Host(i).Member.Transport.Faults.Set(cluster.Host(j).Member.MemberId, PeerFault.None);
+            }
+        }
+
+        await cluster.WaitForLeaderAsync();
+    }
+}
