@@ -70,6 +70,42 @@ public sealed class RandomizedSafetyTests
         Assert.True(failures.Count > 0, "no seed detected the unsafe vote rule");
     }
 
+    /// <summary>
+    /// Through the current leader: removes a voter (keeping a majority of the original size), adds a non-member back as a
+    /// learner, or promotes a learner.
+    /// </summary>
+    private static string ChangeMembership(TestNetwork net, ulong node, int size)
+    {
+        var leader = net.Leader();
+        if (leader == 0)
+        {
+            return "membership: no leader";
+        }
+
+        var cs = net[leader].ConfState;
+        ConfChange change;
+        if (cs.Learners.Contains(node))
+        {
+            change = new ConfChange(ConfChangeType.AddNode, node);
+        }
+        else if (!cs.Voters.Contains(node))
+        {
+            change = new ConfChange(ConfChangeType.AddLearnerNode, node);
+        }
+        else if (cs.Voters.Count > (size / 2) + 1)
+        {
+            change = new ConfChange(ConfChangeType.RemoveNode, node);
+        }
+        else
+        {
+            return "membership: keep";
+        }
+
+        net[leader].ProposeConfChange(change);
+        net.Process();
+        return $"membership: {change.Type} {node} via {leader}";
+    }
+
     /// <summary>One randomized run; returns null when every check held, else what broke (with the step log).</summary>
     private static string? Run(int size, int seed, Func<RaftConfig, RaftConfig> variant, bool slowDisk = false)
     {
@@ -187,6 +223,9 @@ public sealed class RandomizedSafetyTests
                         net.Nodes[node].TransferLeadership(target);
                         net.Process();
                         break;
+                    case < 97:
+                        what = ChangeMembership(net, node, size);
+                        break;
                     default:
                         what = $"read index on {node}";
                         net.Nodes[node].ReadIndex(BitConverter.GetBytes(step));
@@ -212,9 +251,11 @@ public sealed class RandomizedSafetyTests
         net.Propose(leader, "final");
         net.TickAll(3);
         Check("final");
-        foreach (var (id, applied) in net.Applied)
+        var members = net[leader].ConfState;
+        foreach (var id in members.Voters.Concat(members.Learners))
         {
-            Assert.True(applied.Count > 0 && applied[^1] == "final", $"node {id} did not apply the final proposal\n{net.Describe()}");
+            var applied = net.Applied[id];
+            Assert.True(applied.Count > 0 && applied[^1] == "final", $"member {id} did not apply the final proposal\n{log}\n{net.Describe()}");
         }
 
         // Log matching: if two logs have an entry with the same index and term, they are identical up to there
