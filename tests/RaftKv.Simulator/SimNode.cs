@@ -40,6 +40,12 @@ internal sealed class SimNode(ulong id)
     /// <summary>Until this virtual time, the disk is slow.</summary>
     public long SlowDiskUntil { get; set; }
 
+    /// <summary>Until this virtual time the process is frozen: no ticks, no message handling, no disk completions.</summary>
+    public long PausedUntil { get; set; }
+
+    /// <summary>This node's tick length (µs); nodes' clocks differ slightly.</summary>
+    public long TickInterval { get; set; }
+
     /// <summary>The term in which this node last passed the leader completeness check (checked once per term).</summary>
     public ulong LeaderCheckedTerm { get; set; }
 
@@ -60,6 +66,7 @@ internal sealed class SimNode(ulong id)
         Raft = null;
         Incarnation++;
         InFlight = null;
+        PausedUntil = 0;
         Kv = new KvStateMachine();
         Applied = 0;
         Conf = ConfState.Empty;

@@ -173,7 +173,13 @@ internal sealed class Simulation
 
     private SimNode AddNode(ulong id)
     {
-        var node = new SimNode(id) { DiskLatency = 100 + _random.Next(900) };
+        var node = new SimNode(id) { DiskLatency = 100 + _random.Next(900), TickInterval = _options.TickInterval };
+        if (_options.Faults)
+        {
+            // Clocks of different machines run at slightly different rates.
+            node.TickInterval = _options.TickInterval * (90 + _random.Next(21)) / 100;
+        }
+
         _nodes[id] = node;
         return node;
     }
@@ -210,18 +216,38 @@ internal sealed class Simulation
 
     private void ScheduleTick(SimNode node, int incarnation, bool firstTick = false)
     {
-        var delay = firstTick ? 1 + _random.Next((int)_options.TickInterval) : _options.TickInterval;
-        _clock.After(delay, () =>
+        var delay = firstTick ? 1 + _random.NextInt64(node.TickInterval) : node.TickInterval;
+        _clock.After(delay, Tick);
+
+        void Tick()
         {
             if (node.Incarnation != incarnation || node.Raft is null)
             {
                 return;
             }
 
+            if (_clock.Now < node.PausedUntil)
+            {
+                _clock.At(node.PausedUntil, Tick); // a paused process misses its ticks (like Go's ticker, one fires late)
+                return;
+            }
+
             node.Raft.Tick();
             Drain(node);
             ScheduleTick(node, incarnation);
-        });
+        }
+    }
+
+    /// <summary>While the node is paused, runs <paramref name="action"/> when it resumes instead; true if deferred.</summary>
+    private bool DeferWhilePaused(SimNode node, Action action)
+    {
+        if (_clock.Now >= node.PausedUntil)
+        {
+            return false;
+        }
+
+        _clock.At(node.PausedUntil, action);
+        return true;
     }
 
     /// <summary>Handles the node's next Ready if it has one and no write is in progress.</summary>
@@ -272,13 +298,15 @@ internal sealed class Simulation
         var writes = ready.Snapshot is not null || ready.Entries.Count > 0 || ready.HardState is not null;
         var latency = writes ? DiskLatency(node) : 0;
         var incarnation = node.Incarnation;
-        _clock.After(latency, () =>
+        _clock.After(latency, WriteDone);
+
+        void WriteDone()
         {
-            if (node.Incarnation == incarnation)
+            if (node.Incarnation == incarnation && !DeferWhilePaused(node, WriteDone))
             {
                 Complete(node, ready, leaderTerm);
             }
-        });
+        }
     }
 
     private long DiskLatency(SimNode node)
@@ -552,6 +580,11 @@ internal sealed class Simulation
     private void Deliver(SimNode from, int fromIncarnation, Message message)
     {
         var to = _nodes[message.To];
+        if (to.Raft is not null && DeferWhilePaused(to, () => Deliver(from, fromIncarnation, message)))
+        {
+            return;
+        }
+
         if (to.Raft is null || _network.Blocked(message.From, message.To))
         {
             Dropped(from, message, to.Raft is null ? "receiver down" : "partition");
@@ -646,6 +679,11 @@ internal sealed class Simulation
         if (node.Incarnation != incarnation || node.Raft is null)
         {
             return; // the node is down: the client will time out
+        }
+
+        if (DeferWhilePaused(node, () => Receive(node, incarnation, operation)))
+        {
+            return;
         }
 
         try
@@ -783,7 +821,11 @@ internal sealed class Simulation
         {
             MembershipStep();
         }
-        else if (roll < 95)
+        else if (roll < 93)
+        {
+            PauseSomeNode();
+        }
+        else if (roll < 97)
         {
             var election = _options.ElectionTicks + _random.Next(6);
             _trace.Line($"fault: timing changed to heartbeat 1, election {election} ticks on all nodes");
@@ -871,6 +913,19 @@ internal sealed class Simulation
                 _trace.Line("fault healed: partition");
             }
         });
+    }
+
+    /// <summary>A process stops for a while (GC pause, VM freeze) without losing anything, often the leader.</summary>
+    private void PauseSomeNode()
+    {
+        var node = _random.Next(2) == 0 ? CurrentLeader() ?? RandomLiveNode() : RandomLiveNode();
+        if (node is null || _clock.Now < node.PausedUntil)
+        {
+            return;
+        }
+
+        node.PausedUntil = _clock.Now + 50_000 + _random.Next(1_500_000);
+        _trace.Line($"fault: n{node.Id} paused until {Trace.Format(node.PausedUntil)}");
     }
 
     private void CrashSomeNode()
@@ -1041,7 +1096,7 @@ internal sealed class Simulation
         _network.LongDelay = 0;
         foreach (var node in _nodes.Values)
         {
-            node.SlowDiskUntil = 0;
+            node.SlowDiskUntil = 0; // a pause in progress ends by itself (within 1.55 s)
             if (!node.Up && !node.Removed)
             {
                 Start(node);

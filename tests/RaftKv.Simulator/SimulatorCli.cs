@@ -6,12 +6,12 @@ namespace RaftKv.Simulator;
 /// Command line: <c>--seeds N</c> runs seeds 1..N (1, 3 and 5 nodes in turn) and ends with
 /// <c>sim: P passed, F failed</c>; <c>--seed S</c> runs one seed; <c>--trace</c> prints every event of a single
 /// seed; <c>--nodes K</c> overrides the cluster size; <c>--unsafe NAME</c> turns on a known-unsafe core variant;
-/// <c>--no-faults</c> runs without fault injection.
+/// <c>--no-faults</c> runs without fault injection; <c>--verbose</c> also prints a line per passing seed.
 /// </summary>
 internal static class SimulatorCli
 {
     private const string Usage =
-        "usage: RaftKv.Simulator [--seeds N [--first-seed S]] [--seed S] [--nodes 1|3|5] [--trace] [--no-faults] [--fault-interval-ms M] [--isolate-new-leaders P] [--isolate-on-commit P] [--duration-ms D] [--max-message-bytes B] [--host-bug local-reads|ack-on-propose|ack-before-sync] [--shrink-two-voters] [--unsafe commit-previous-term|vote-without-log-check]";
+        "usage: RaftKv.Simulator [--seeds N [--first-seed S]] [--seed S] [--nodes 1|3|5] [--trace] [--no-faults] [--fault-interval-ms M] [--isolate-new-leaders P] [--isolate-on-commit P] [--duration-ms D] [--max-message-bytes B] [--host-bug local-reads|ack-on-propose|ack-before-sync] [--shrink-two-voters] [--verbose] [--unsafe commit-previous-term|vote-without-log-check]";
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -22,6 +22,7 @@ internal static class SimulatorCli
         int? maxMessage = null;
         var hostBug = HostBug.None;
         var shrinkTwo = false;
+        var verbose = false;
         var firstSeed = 1;
         bool trace = false, faults = true, unsafeCommit = false, unsafeVote = false;
         try
@@ -70,6 +71,9 @@ internal static class SimulatorCli
                         break;
                     case "--shrink-two-voters":
                         shrinkTwo = true;
+                        break;
+                    case "--verbose":
+                        verbose = true;
                         break;
                     case "--no-faults":
                         faults = false;
@@ -146,6 +150,10 @@ internal static class SimulatorCli
             if (result.Passed)
             {
                 passed++;
+                if (verbose)
+                {
+                    Report(result, stdout, printTail: false);
+                }
             }
             else
             {
