@@ -197,4 +197,37 @@ public sealed class MembershipTests
         var cc = ConfChange.Decode(entries.Last(e => e.Type == EntryType.ConfChange).Data);
         Assert.Equal("http://n4:2380", Encoding.UTF8.GetString(cc.Context.Span));
     }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void S6_Leader_removing_itself_from_two_voters_steps_down_only_once_the_survivor_knows_the_commit(int lostCommitMessages)
+    {
+        var net = new TestNetwork(2);
+        net.Campaign(1);
+        net.TickAll(1);
+        net[1].ProposeConfChange(new ConfChange(ConfChangeType.RemoveNode, 1));
+        var removal = net[1].LastIndex;
+
+        // The first messages from 1 that carry the commit of the removal are lost.
+        var lost = 0;
+        net.Filter = m => !(m.From == 1 && m.Commit >= removal && lost++ < lostCommitMessages);
+        net.Process();
+        for (var i = 0; i < 10 && net[1].Role == StateRole.Leader; i++)
+        {
+            net.TickAll(1);
+        }
+
+        Assert.True(net[1].Role != StateRole.Leader, "the removed leader never stepped down\n" + net.Describe());
+        Assert.True(net[2].Commit >= removal, "the removed leader stepped down before the survivor learned the commit\n" + net.Describe());
+
+        // 1 shuts down as a removed member does; 2 carries on alone.
+        net.Isolate(1);
+        net.Tick(2, 40);
+        Assert.Equal(StateRole.Leader, net[2].Role);
+        Assert.Equal(new ConfState([2]), net[2].ConfState);
+        net.Propose(2, "alone");
+        Assert.Contains("alone", net.Applied[2]);
+    }
 }

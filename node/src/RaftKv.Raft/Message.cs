@@ -90,6 +90,10 @@ public sealed record Message
 
     public IReadOnlyList<Entry> Entries { get; init; } = [];
 
+    /// <summary>
+    /// MsgApp/MsgHeartbeat: the leader's commit index (for a heartbeat, capped at what the follower is known to have).
+    /// MsgAppResp/MsgHeartbeatResp: the follower's commit index (lets a removed leader know the survivors learned of it).
+    /// </summary>
     public ulong Commit { get; init; }
 
     /// <summary>MsgSnap only.</summary>

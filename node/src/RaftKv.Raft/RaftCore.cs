@@ -25,8 +25,13 @@ internal sealed class RaftCore
     private ulong[] _learners = [];
     private ulong[] _members = [];
     private ulong[] _matchBuffer = [];
+    private readonly HashSet<ulong> _leavingAcks = [];
     private int _randomizedElectionTimeout;
     private ulong _uncommittedSize;
+
+    // A removed leader "leaving": the commit index the remaining voters must confirm before it steps down (0 = not leaving).
+    private ulong _leavingCommit;
+    private int _leavingElapsed;
 
     public RaftCore(RaftConfig config)
     {
@@ -246,8 +251,21 @@ internal sealed class RaftCore
 
         if (!IsVoter(Id))
         {
-            // Removed (or demoted) leader: step down so the remaining voters elect a leader among themselves.
-            BecomeFollower(Term, 0);
+            // Removed (or demoted) leader. It must step down, but not before the remaining voters know the removal is
+            // committed: a survivor that still counts this node as a voter could never form a quorum without it (two
+            // voters shrinking to one). So it keeps leading, without counting itself, until a quorum of the new voters
+            // reported a commit index >= now, or an election timeout passed.
+            if (_voters.Length == 0)
+            {
+                BecomeFollower(Term, 0);
+                return;
+            }
+
+            _leavingCommit = Log.Committed;
+            _leavingElapsed = 0;
+            _leavingAcks.Clear();
+            BroadcastAppend();
+            BroadcastHeartbeat();
             return;
         }
 
@@ -352,6 +370,8 @@ internal sealed class RaftCore
 
         PendingConfIndex = 0;
         _uncommittedSize = 0;
+        _leavingCommit = 0;
+        _leavingAcks.Clear();
         _readOnly.Clear();
         _pendingReadIndexMessages.Clear();
     }
@@ -451,6 +471,12 @@ internal sealed class RaftCore
 
         if (State != StateRole.Leader)
         {
+            return;
+        }
+
+        if (_leavingCommit != 0 && ++_leavingElapsed >= ElectionTimeout)
+        {
+            BecomeFollower(Term, 0); // removed leader: do not linger
             return;
         }
 
@@ -761,6 +787,17 @@ internal sealed class RaftCore
         if (!_progress.TryGetValue(m.From, out var pr))
         {
             return; // not a member (any more)
+        }
+
+        if (_leavingCommit != 0 && m.Type is MessageType.MsgAppResp or MessageType.MsgHeartbeatResp && m.Commit >= _leavingCommit
+            && !pr.IsLearner)
+        {
+            _leavingAcks.Add(m.From);
+            if (HasQuorum(_leavingAcks))
+            {
+                BecomeFollower(Term, 0); // the remaining voters know the removal committed
+                return;
+            }
         }
 
         switch (m.Type)
@@ -1251,13 +1288,13 @@ internal sealed class RaftCore
         if (m.Index < Log.Committed)
         {
             // Everything up to our commit index matches the leader (Log Matching); tell it where we are.
-            Send(new Message { Type = MessageType.MsgAppResp, To = m.From, Index = Log.Committed });
+            Send(new Message { Type = MessageType.MsgAppResp, To = m.From, Index = Log.Committed, Commit = Log.Committed });
             return;
         }
 
         if (Log.MaybeAppend(m.Index, m.LogTerm, m.Commit, m.Entries) is { } lastNew)
         {
-            Send(new Message { Type = MessageType.MsgAppResp, From = Id, Term = Term, To = m.From, Index = lastNew });
+            Send(new Message { Type = MessageType.MsgAppResp, From = Id, Term = Term, To = m.From, Index = lastNew, Commit = Log.Committed });
             return;
         }
 
@@ -1278,18 +1315,18 @@ internal sealed class RaftCore
     private void HandleHeartbeat(Message m)
     {
         Log.CommitTo(Math.Min(m.Commit, Log.LastIndex()));
-        Send(new Message { Type = MessageType.MsgHeartbeatResp, To = m.From, Context = m.Context });
+        Send(new Message { Type = MessageType.MsgHeartbeatResp, To = m.From, Context = m.Context, Commit = Log.Committed });
     }
 
     private void HandleSnapshot(Message m)
     {
         if (m.Snapshot is { IsEmpty: false } s && Restore(s))
         {
-            Send(new Message { Type = MessageType.MsgAppResp, To = m.From, Index = Log.LastIndex() });
+            Send(new Message { Type = MessageType.MsgAppResp, To = m.From, Index = Log.LastIndex(), Commit = Log.Committed });
         }
         else
         {
-            Send(new Message { Type = MessageType.MsgAppResp, To = m.From, Index = Log.Committed });
+            Send(new Message { Type = MessageType.MsgAppResp, To = m.From, Index = Log.Committed, Commit = Log.Committed });
         }
     }
 
