@@ -61,17 +61,30 @@ public class MvccBenchmarks
         _cursor = (_cursor + Batch) % Keys;
     }
 
-    [Benchmark(OperationsPerInvoke = Reads, Description = "MVCC point range (per read)")]
-    public long PointRange()
+    [Benchmark(OperationsPerInvoke = Reads, Description = "MVCC point range, one reader (per read)")]
+    public long PointRange() => ReadSlice(_cursor++ % Keys, Reads);
+
+    /// <summary>Reads run concurrently (shared lock, LMDB readers do not block each other): one reader per core.</summary>
+    [Benchmark(OperationsPerInvoke = Reads * 2, Description = "MVCC point range, one reader per core (per read)")]
+    public long ParallelPointRange()
+    {
+        var threads = Environment.ProcessorCount;
+        var perThread = Reads * 2 / threads;
+        var start = _cursor++ % Keys;
+        long total = 0;
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            Interlocked.Add(ref total, ReadSlice((start + (t * 104_729)) % Keys, perThread)));
+        return total;
+    }
+
+    private long ReadSlice(int start, int count)
     {
         long n = 0;
-        var start = _cursor;
-        for (var i = 0; i < Reads; i++)
+        for (var i = 0; i < count; i++)
         {
-            n += _store.Range(_ranges[(start + (i * 7919)) % Keys]).Count;
+            n += _store.Range(_ranges[(int)((start + ((long)i * 7919)) % Keys)]).Count;
         }
 
-        _cursor = (_cursor + 1) % Keys;
         return n;
     }
 }

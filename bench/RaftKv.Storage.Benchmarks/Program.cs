@@ -46,13 +46,28 @@ void Row(string label, string method, double target)
 
 Row("WAL append of a 256 B entry, 64 concurrent writers", nameof(WalBenchmarks.ConcurrentAppends), 50_000);
 Row("MVCC put, batched 1000 per apply", nameof(MvccBenchmarks.BatchedPut), 100_000);
-Row("MVCC point range", nameof(MvccBenchmarks.PointRange), 500_000);
+Row("MVCC point range, one reader", nameof(MvccBenchmarks.PointRange), 500_000);
+Row($"MVCC point range, {Environment.ProcessorCount} readers (one per core)", nameof(MvccBenchmarks.ParallelPointRange), 500_000);
 if (MeanNs(nameof(WalBenchmarks.SingleWriterAppend)) is { } append && MeanNs(nameof(WalBenchmarks.BareWriteAndSync)) is { } bare)
 {
     var ratio = append / bare;
     text.AppendLine();
     text.AppendLine(CultureInfo.InvariantCulture,
         $"One writer's append+sync: {append / 1000:F1} µs against a bare pwrite+fdatasync of the same bytes: {bare / 1000:F1} µs, ratio {ratio:F2} (target ≤ 1.20: {(ratio <= 1.2 ? "met" : "not met")}), measured side by side in one run.");
+}
+
+if (!args.Contains("--filter") || args.Any(a => a.Contains("Mvcc", StringComparison.Ordinal)))
+{
+    text.AppendLine();
+    text.AppendLine("Same MVCC workloads measured once more in-process, with CPU time (load-independent: the rate one free core sustains; puts also wait for the commit's sync, which costs wall time but no CPU):");
+    text.AppendLine();
+    text.AppendLine("| Measure | Wall per op | CPU per op | Rate on one free core | Target | Met |");
+    text.AppendLine("|---|---:|---:|---:|---:|:---:|");
+    foreach (var (label, wallUs, cpuUs, target) in CpuProbe.Run())
+    {
+        var rate = 1e6 / cpuUs;
+        text.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {wallUs:F2} µs | {cpuUs:F2} µs | {rate:N0}/s | ≥ {target:N0}/s | {(rate >= target ? "yes" : "no")} |");
+    }
 }
 
 var syncRows = reports.Where(r => r.BenchmarkCase.Descriptor.Type == typeof(SyncMethodBenchmarks)).ToList();

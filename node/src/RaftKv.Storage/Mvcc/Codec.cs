@@ -51,7 +51,8 @@ internal static class Codec
         return buffer;
     }
 
-    public static KeyValue DecodeKeyValue(ReadOnlySpan<byte> data, bool keysOnly = false)
+    /// <summary>Decodes a stored KeyValue; <paramref name="knownKey"/> (the same bytes, already in memory) saves copying the key.</summary>
+    public static KeyValue DecodeKeyValue(ReadOnlySpan<byte> data, bool keysOnly = false, byte[]? knownKey = null)
     {
         byte[] key = [], value = [];
         long create = 0, mod = 0, version = 0, lease = 0;
@@ -68,7 +69,7 @@ internal static class Codec
                 at += len;
                 if (field == 1)
                 {
-                    key = bytes.ToArray();
+                    key = knownKey ?? bytes.ToArray();
                 }
                 else if (field == 5 && !keysOnly)
                 {

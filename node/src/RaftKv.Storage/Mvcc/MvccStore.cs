@@ -71,6 +71,10 @@ public sealed partial class MvccStore : IDisposable
     private LightningDatabase _metaDb = null!;
     private TreeIndex _index = new();
     private volatile StoreState _state = new(1, -1, 0, 0, false);
+
+    // Set when a compaction changes the key index, before its transaction commits: readers that start in between must
+    // refuse revisions the index no longer has, even though the published state still shows the older compaction.
+    private long _compactFloor = -1;
     private bool _disposed;
 
     /// <summary>What readers see: changed only after the LMDB commit that made it true.</summary>
@@ -214,6 +218,7 @@ public sealed partial class MvccStore : IDisposable
             compact = scheduled;
         }
 
+        Volatile.Write(ref _compactFloor, compact);
         _state = new StoreState(current, compact, ci, term, alarm);
         var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         LogOpened(_logger, _path, current, compact, ci, index.Count, elapsedMs);
@@ -243,7 +248,51 @@ public sealed partial class MvccStore : IDisposable
             throw new StoreException(StoreErrorCode.EmptyKey);
         }
 
+        if (request.RangeEnd.Length == 0 && !request.CountOnly && request.Revision <= 0 && request.SortOrder == SortOrder.None
+            && request.SortTarget == SortTarget.Key && request.MinModRevision == 0 && request.MaxModRevision == 0
+            && request.MinCreateRevision == 0 && request.MaxCreateRevision == 0)
+        {
+            return PointRange(request.Key, request.KeysOnly);
+        }
+
         return Read(view => view.Range(request));
+    }
+
+    /// <summary>The common read (one key, current revision, no options) without the general machinery.</summary>
+    private RangeResponse PointRange(byte[] key, bool keysOnly)
+    {
+        _lock.EnterReadLock();
+        LightningTransaction? tx = null;
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var current = _state.CurrentRevision;
+            if (_index.Find(key) is not { } ki || !ki.TryGet(current, out var modified, out _, out _))
+            {
+                return new RangeResponse(current, [], false, 0);
+            }
+
+            tx = RentReader();
+            Span<byte> revKey = stackalloc byte[Codec.RevisionBytes];
+            Codec.WriteRevision(revKey, modified);
+            var (rc, _, value) = tx.Get(_keyDb, revKey);
+            if (rc != MDBResultCode.Success)
+            {
+                throw new InvalidOperationException($"The key index names revision {modified} but the database has no such record; the store is inconsistent.");
+            }
+
+            var kv = Codec.DecodeKeyValue(value.AsSpan(), keysOnly, ki.Key);
+            return new RangeResponse(current, [kv], false, 1);
+        }
+        finally
+        {
+            if (tx is not null)
+            {
+                ReturnReader(tx);
+            }
+
+            _lock.ExitReadLock();
+        }
     }
 
     /// <summary>Runs a read-only txn (no puts or deletes in any branch) at the last committed revision.</summary>
@@ -267,7 +316,8 @@ public sealed partial class MvccStore : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             var state = _state; // captured before the LMDB snapshot: the snapshot holds at least this revision
             tx = RentReader();
-            return body(new View(this, tx, state.CurrentRevision, state.CompactRevision, null));
+            var compact = Math.Max(state.CompactRevision, Volatile.Read(ref _compactFloor));
+            return body(new View(this, tx, state.CurrentRevision, compact, null));
         }
         finally
         {
@@ -651,6 +701,7 @@ public sealed partial class MvccStore : IDisposable
                     throw new StoreException(StoreErrorCode.FutureRevision);
                 }
 
+                Volatile.Write(ref _compactFloor, c.Revision);
                 CompactCore(ctx.Tx, c.Revision);
                 compact = c.Revision;
                 return new CompactionResponse(ctx.BeginRevision);
