@@ -205,7 +205,10 @@ public sealed class RuntimeTests(LocalKubeRuntimeFixture kube) : IClassFixture<L
             },
             async () => await Get(ns, "replicasets", "{range .items[*]}{.metadata.name}={.status.replicas} {end}"),
             TimeSpan.FromSeconds(60));
-        Assert.Equal(2, (await Get(ns, "pods", "{.items[*].metadata.name}")).Split(' ').Length);
+        // Old pods terminate (SIGTERM, then gone); two remain.
+        await LocalKubeFixture.WaitUntil(
+            async () => (await Get(ns, "pods", "{.items[*].metadata.name}")).Split(' ').Length == 2,
+            async () => (await kube.Kubectl("-n", ns, "get", "pods", "-o", "wide")).Stdout);
 
         // The Service's ClusterIP relays to the ready pods.
         await kube.KubectlOkIn("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n", "-n", ns, "apply", "-f", "-");

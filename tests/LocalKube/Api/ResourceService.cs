@@ -562,7 +562,9 @@ internal sealed class ResourceService(IObjectStore store, ResourceRegistry regis
             if (!Meta.IsDeleting(obj))
             {
                 Meta.Of(obj)["deletionTimestamp"] = Now();
-                Meta.Of(obj)["deletionGracePeriodSeconds"] = options.GracePeriodSeconds ?? 0;
+                // A pod's grace period defaults to its terminationGracePeriodSeconds; the kubelet honours it.
+                Meta.Of(obj)["deletionGracePeriodSeconds"] = finalizers.Count > 0 ? options.GracePeriodSeconds ?? 0
+                    : options.GracePeriodSeconds ?? Meta.Long(obj["spec"]?["terminationGracePeriodSeconds"]) ?? 30;
             }
 
             return Commit(type, store.Update(type.StorageKey, current.Namespace, name, obj, current.Revision), false);

@@ -116,6 +116,9 @@ internal sealed partial class PodWorker : IDisposable
 
         public string Program { get; set; } = "";
 
+        /// <summary>Copies of the process's stdout and stderr into the log; done when both pipes closed.</summary>
+        public Task Logging { get; set; } = Task.CompletedTask;
+
         public bool Running => Process is { HasExited: false };
 
         public void Dispose() => Process?.Dispose();
@@ -357,8 +360,7 @@ internal sealed partial class PodWorker : IDisposable
         }
 
         run.Program = program;
-        _ = Pump(process.StandardOutput, logPath);
-        _ = Pump(process.StandardError, logPath);
+        run.Logging = Task.WhenAll(Pump(process.StandardOutput, logPath), Pump(process.StandardError, logPath));
         return process;
     }
 
@@ -847,6 +849,9 @@ internal sealed partial class PodWorker : IDisposable
         {
             KillNow(run);
         }
+
+        // The last lines a program printed while stopping belong in its log before the pod is gone.
+        await Task.WhenAny(Task.WhenAll(_runs.Values.Select(r => r.Logging)), Task.Delay(TimeSpan.FromSeconds(2)));
     }
 
     private static void KillNow(ContainerRun run)
