@@ -148,7 +148,7 @@ public sealed class RuntimeTests(LocalKubeRuntimeFixture kube) : IClassFixture<L
         await File.WriteAllTextAsync(Path.Combine(claim, "kept"), "yes");
         var uid = await Get(ns, "pod/h-0", "{.metadata.uid}");
         var log = Directory.GetFiles(Path.Combine(kube.Root, "pods"), "main.log", SearchOption.AllDirectories).Single(f => f.Contains($"{ns}_h-0_{uid[..8]}", StringComparison.Ordinal));
-        await kube.KubectlOk("-n", ns, "delete", "pod", "h-0", "--wait=true");
+        await kube.KubectlOk("-n", ns, "delete", "pod", "h-0", "--wait=true", "--timeout=40s");
         Assert.Contains("testpod: stopping", await File.ReadAllTextAsync(log), StringComparison.Ordinal);
         await LocalKubeFixture.WaitUntil(
             async () => (await kube.Kubectl("-n", ns, "get", "pod", "h-0", "-o", "jsonpath={.metadata.uid} {.status.conditions[?(@.type==\"Ready\")].status}")).Stdout is var s && !s.StartsWith(uid, StringComparison.Ordinal) && s.EndsWith("True", StringComparison.Ordinal),

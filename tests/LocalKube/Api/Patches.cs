@@ -126,11 +126,7 @@ internal static class Patches
             return value ?? throw new PatchException("cannot replace the whole document with null");
         }
 
-        var parent = Resolve(doc, "/" + string.Join('/', segs.Take(segs.Count - 1).Select(s => s.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal))));
-        if (segs.Count == 1)
-        {
-            parent = doc;
-        }
+        var parent = segs.Count == 1 ? doc : Resolve(doc, "/" + string.Join('/', segs.Take(segs.Count - 1).Select(s => s.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal))));
 
         var last = segs[^1];
         switch (parent)
