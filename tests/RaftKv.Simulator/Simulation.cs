@@ -1014,10 +1014,10 @@ internal sealed class Simulation
         }
         else if (conf.Voters.Count > _options.Nodes && (conf.Voters.Count > 2 || _options.ShrinkTwoVoters))
         {
-            // Never shrink a two-voter configuration: the survivor only learns that the removal committed from
-            // the other voter, which leaves as soon as it applies it (and a leader may even forget the commit in a
-            // crash, its hard state lagging what it sent). If that goes wrong the survivor waits for a quorum of
-            // the old configuration forever; etcd-io/raft behaves the same. --shrink-two-voters turns it back on.
+            // Shrinking a two-voter configuration is off by default: until commit 095a397 the leader stepped down
+            // as soon as it applied its own removal and a survivor that missed the commit waited for ever
+            // (LeaderRemovalTests); that is fixed, but the path still hits the open OnPersisted bug
+            // (KnownCoreBugTests) in about 1 % of seeds. --shrink-two-voters turns it on.
             change = new ConfChange(ConfChangeType.RemoveNode, conf.Voters[_random.Next(conf.Voters.Count)]);
         }
         else if (_joiningNode != 0 && !conf.Voters.Contains(_joiningNode) && !_nodes[_joiningNode].Removed)
