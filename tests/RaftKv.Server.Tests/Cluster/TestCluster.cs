@@ -88,8 +88,17 @@ internal sealed class TestCluster : IAsyncDisposable
         "--election-timeout", electionMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
     ];
 
+    private int _heartbeatMs;
+    private int _electionMs;
+
+    /// <summary>Starts every stopped member again on its data dir (restart from WAL and store).</summary>
+    public Task RestartAllAsync() =>
+        Task.WhenAll(Enumerable.Range(0, _hosts.Length).Where(i => _hosts[i] is null).Select(i => StartMemberAsync(i, _heartbeatMs, _electionMs)));
+
     private async Task StartMemberAsync(int i, int heartbeatMs, int electionMs)
     {
+        _heartbeatMs = heartbeatMs;
+        _electionMs = electionMs;
         var config = MemberConfigParser.Parse(Args(i, heartbeatMs, electionMs), new Dictionary<string, string>());
         _hosts[i] = await MemberHost.StartAsync(config, new MemberHostOptions { EnableTestHooks = true }, CancellationToken.None);
     }
@@ -140,10 +149,14 @@ internal static class Etcdctl
 {
     public const string Path = "/usr/bin/etcdctl";
 
-    public static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string endpoints, params string[] args)
+    public static Task<(int Code, string Stdout, string Stderr)> RunAsync(string endpoints, params string[] args) => RunWithInputAsync(endpoints, "", args);
+
+    /// <summary>Runs with <paramref name="input"/> on stdin (etcdctl txn reads its operations there).</summary>
+    public static async Task<(int Code, string Stdout, string Stderr)> RunWithInputAsync(string endpoints, string input, params string[] args)
     {
         var psi = new ProcessStartInfo(Path)
         {
+            RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
@@ -157,6 +170,8 @@ internal static class Etcdctl
         }
 
         using var process = Process.Start(psi)!;
+        await process.StandardInput.WriteAsync(input);
+        process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
@@ -174,9 +189,12 @@ internal static class Etcdctl
     }
 
     /// <summary>Runs and asserts success; returns stdout.</summary>
-    public static async Task<string> OkAsync(string endpoints, params string[] args)
+    public static Task<string> OkAsync(string endpoints, params string[] args) => OkWithInputAsync(endpoints, "", args);
+
+    /// <summary>Runs with stdin and asserts success; returns stdout.</summary>
+    public static async Task<string> OkWithInputAsync(string endpoints, string input, params string[] args)
     {
-        var (code, stdout, stderr) = await RunAsync(endpoints, args);
+        var (code, stdout, stderr) = await RunWithInputAsync(endpoints, input, args);
         Assert.True(code == 0, $"etcdctl {string.Join(' ', args)} exited {code}\nstdout: {stdout}\nstderr: {stderr}");
         return stdout;
     }

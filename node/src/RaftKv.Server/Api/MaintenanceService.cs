@@ -1,29 +1,42 @@
+using System.Security.Cryptography;
+using Google.Protobuf;
 using Grpc.Core;
 using RaftKv.Protocol.Etcd;
+using RaftKv.Protocol.Internal;
+using RaftKv.Server.Kv;
 using RaftKv.Server.Node;
+using S = RaftKv.Storage.Mvcc;
 
 namespace RaftKv.Server.Api;
 
-/// <summary>etcd's Maintenance service: Status and MoveLeader from the Raft member; store operations come with the store.</summary>
+/// <summary>etcd's Maintenance service: Status, alarms, hashes, defragment, snapshot stream, leadership transfer.</summary>
 internal sealed class MaintenanceService : Maintenance.MaintenanceBase
 {
+    /// <summary>Bytes per snapshot message, as etcd sends them.</summary>
+    private const int SnapshotChunkBytes = 32 * 1024;
+
     private readonly RaftMember _member;
+    private readonly KvStateMachine _kv;
     private readonly Headers _headers;
     private readonly long _quotaBytes;
 
-    public MaintenanceService(RaftMember member, Headers headers, long quotaBytes)
+    public MaintenanceService(RaftMember member, KvStateMachine kv, Headers headers, long quotaBytes)
     {
         _member = member;
+        _kv = kv;
         _headers = headers;
         _quotaBytes = quotaBytes;
     }
 
     public override Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
     {
+        var size = _kv.Store.SizeBytes;
         var response = new StatusResponse
         {
             Header = _headers.Make(),
             Version = EtcdVersion.Server,
+            DbSize = size,
+            DbSizeInUse = size,
             Leader = _member.Leader,
             RaftIndex = _member.CommitIndex,
             RaftTerm = _member.Term,
@@ -31,7 +44,104 @@ internal sealed class MaintenanceService : Maintenance.MaintenanceBase
             IsLearner = _member.IsLearner,
             DbSizeQuota = _quotaBytes,
         };
+        if (_kv.Store.NoSpaceAlarm)
+        {
+            response.Errors.Add($"memberID:{_member.MemberId} alarm:NOSPACE ");
+        }
+
         return Task.FromResult(response);
+    }
+
+    public override async Task<AlarmResponse> Alarm(AlarmRequest request, ServerCallContext context)
+    {
+        if (request.Action != AlarmRequest.Types.AlarmAction.Get && request.Alarm == AlarmType.Nospace)
+        {
+            await _member.ProposeAsync(new InternalRequest { Alarm = request }, context.CancellationToken).ConfigureAwait(false);
+        }
+
+        var response = new AlarmResponse { Header = _headers.Make() };
+        if (_kv.Store.NoSpaceAlarm && request.Action == AlarmRequest.Types.AlarmAction.Get)
+        {
+            // The alarm is cluster-wide state in the store; it is reported for the member that answers.
+            response.Alarms.Add(new AlarmMember { MemberID = _member.MemberId, Alarm = AlarmType.Nospace });
+        }
+
+        return response;
+    }
+
+    public override Task<HashResponse> Hash(HashRequest request, ServerCallContext context)
+    {
+        var (hash, revision) = _kv.Store.Hash();
+        return Task.FromResult(new HashResponse { Header = _headers.Make(revision), Hash = hash });
+    }
+
+    public override Task<HashKVResponse> HashKV(HashKVRequest request, ServerCallContext context)
+    {
+        try
+        {
+            var r = _kv.Store.HashKv(request.Revision);
+            return Task.FromResult(new HashKVResponse { Header = _headers.Make(r.Revision), Hash = r.Hash, CompactRevision = r.CompactRevision, HashRevision = r.HashRevision });
+        }
+        catch (S.StoreException e)
+        {
+            throw StoreMapping.ToRpc(e);
+        }
+    }
+
+    public override Task<DefragmentResponse> Defragment(DefragmentRequest request, ServerCallContext context)
+    {
+        _kv.Store.Defragment();
+        return Task.FromResult(new DefragmentResponse { Header = _headers.Make() });
+    }
+
+    /// <summary>
+    /// The store as one consistent copy, in chunks with the bytes remaining, followed by its SHA-256 (the 32 bytes etcdctl
+    /// checks when restoring), as etcd sends it.
+    /// </summary>
+    public override async Task Snapshot(SnapshotRequest request, IServerStreamWriter<SnapshotResponse> responseStream, ServerCallContext context)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"raftkv-snapshot-{Guid.NewGuid():N}.db");
+        try
+        {
+            var header = _headers.Make();
+            await using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
+            {
+                _kv.Store.WriteSnapshot(file);
+            }
+
+            await using var source = new FileStream(path, FileMode.Open, FileAccess.Read);
+            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var remaining = source.Length;
+            var buffer = new byte[SnapshotChunkBytes];
+            while (remaining > 0)
+            {
+                var read = await source.ReadAsync(buffer, context.CancellationToken).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                sha.AppendData(buffer, 0, read);
+                remaining -= read;
+                await responseStream.WriteAsync(new SnapshotResponse
+                {
+                    Header = header,
+                    RemainingBytes = (ulong)remaining + 32,
+                    Blob = ByteString.CopyFrom(buffer, 0, read),
+                }, context.CancellationToken).ConfigureAwait(false);
+            }
+
+            await responseStream.WriteAsync(new SnapshotResponse
+            {
+                Header = header,
+                RemainingBytes = 0,
+                Blob = ByteString.CopyFrom(sha.GetHashAndReset()),
+            }, context.CancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     public override async Task<MoveLeaderResponse> MoveLeader(MoveLeaderRequest request, ServerCallContext context)

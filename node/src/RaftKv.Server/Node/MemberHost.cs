@@ -12,8 +12,11 @@ using RaftKv.Protocol.Internal;
 using RaftKv.Server.Api;
 using RaftKv.Server.Cluster;
 using RaftKv.Server.Configuration;
+using RaftKv.Server.Kv;
 using RaftKv.Server.Observability;
 using RaftKv.Server.Peers;
+using RaftKv.Storage.Mvcc;
+using RaftKv.Storage.Wal;
 using Wire = RaftKv.Protocol.Peer;
 
 namespace RaftKv.Server.Node;
@@ -42,10 +45,13 @@ internal sealed partial class MemberHost : IAsyncDisposable
     private readonly CancellationTokenSource _stopping;
     private readonly ILogger _logger;
 
-    private MemberHost(WebApplication app, RaftMember member, CancellationTokenSource stopping, ILogger logger)
+    private readonly KvStateMachine _kv;
+
+    private MemberHost(WebApplication app, RaftMember member, KvStateMachine kv, CancellationTokenSource stopping, ILogger logger)
     {
         _app = app;
         Member = member;
+        _kv = kv;
         _stopping = stopping;
         _logger = logger;
     }
@@ -57,11 +63,14 @@ internal sealed partial class MemberHost : IAsyncDisposable
         var loggers = options.Loggers ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
         var logger = loggers.CreateLogger("raftkv");
         var memberDir = Path.Combine(config.DataDir, "member");
-        if (Membership.Load(memberDir) is not null || Directory.Exists(Path.Combine(memberDir, "wal")))
+        WalMetadata? identity;
+        try
         {
-            throw new MemberStartException(
-                $"data dir '{config.DataDir}' holds a member from an earlier run, and this build keeps the Raft log in memory only, so it " +
-                "cannot recover it; remove the data dir (the member is then new) or remove and re-add the member with etcdctl");
+            identity = DurableMemberLog.ReadIdentity(config.DataDir);
+        }
+        catch (Exception e) when (e is IOException or WalCorruptException)
+        {
+            throw new MemberStartException($"cannot open the WAL in '{config.EffectiveWalDir}': {e.Message}", e);
         }
 
         var initialMembers = config.InitialCluster
@@ -75,7 +84,15 @@ internal sealed partial class MemberHost : IAsyncDisposable
         ulong memberId, clusterId;
         IReadOnlyList<ulong>? bootstrapVoters = null;
         Membership membership;
-        if (config.InitialClusterState == InitialClusterState.New)
+        if (identity is { } known)
+        {
+            // Restart: the WAL says who we are; --initial-cluster* flags are ignored, as etcd does.
+            memberId = known.MemberId;
+            clusterId = known.ClusterId;
+            membership = Membership.Load(memberDir) ?? new Membership(clusterId);
+            LogRestart(logger, config.Name, memberId, clusterId);
+        }
+        else if (config.InitialClusterState == InitialClusterState.New)
         {
             memberId = initialMembers.Single(m => m.Name == config.Name).Id;
             clusterId = MemberIds.ComputeClusterId(initialMembers.Select(m => m.Id));
@@ -100,6 +117,34 @@ internal sealed partial class MemberHost : IAsyncDisposable
         var timing = TimingStore.Load(memberDir) ?? new TimingSettings(config.HeartbeatIntervalMs, config.ElectionTimeoutMs);
         var metrics = new NodeMetrics();
         metrics.ServerVersion.WithLabels(EtcdVersion.Server).Set(1);
+        var walFsync = new LatencyWindow();
+        DurableMemberLog log;
+        KvStateMachine kv;
+        try
+        {
+            log = DurableMemberLog.Open(config.DataDir, clusterId, memberId, elapsed =>
+            {
+                walFsync.Record(elapsed);
+                metrics.WalFsync.Observe(elapsed.TotalSeconds);
+            }, loggers.CreateLogger("raftkv.wal"));
+        }
+        catch (Exception e) when (e is IOException or WalCorruptException or WalIdentityMismatchException)
+        {
+            throw new MemberStartException($"cannot open the WAL in '{config.EffectiveWalDir}': {e.Message}", e);
+        }
+
+        try
+        {
+            var store = MvccStore.Open(Path.Combine(config.SnapDir, "db"),
+                new MvccOptions { QuotaBackendBytes = config.EffectiveQuotaBackendBytes, MaxTxnOps = config.MaxTxnOps }, loggers.CreateLogger("raftkv.mvcc"));
+            kv = new KvStateMachine(store, metrics, options.Time);
+        }
+        catch (Exception e) when (e is IOException or LightningDB.LightningException)
+        {
+            log.Dispose();
+            throw new MemberStartException($"cannot open the store in '{config.SnapDir}': {e.Message}", e);
+        }
+
         var faults = new PeerFaults(new Random());
         var member = new RaftMember(
             new MemberSettings
@@ -113,11 +158,11 @@ internal sealed partial class MemberHost : IAsyncDisposable
                 InitialMembers = initialMembers,
                 BootstrapVoters = bootstrapVoters,
             },
-            new VolatileMemberLog(), membership, metrics, faults, options.Time, loggers);
-        LogVolatile(logger, config.Name);
+            log, membership, metrics, faults, options.Time, loggers);
+        member.SetApplier(kv);
 
         var stopping = new CancellationTokenSource();
-        var app = BuildApp(config, member, metrics, memberDir, options, loggers, stopping.Token);
+        var app = BuildApp(config, member, kv, metrics, walFsync, memberDir, options, loggers, stopping.Token);
         try
         {
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -125,12 +170,13 @@ internal sealed partial class MemberHost : IAsyncDisposable
         catch (IOException e)
         {
             await member.DisposeAsync().ConfigureAwait(false);
+            kv.Dispose();
             await app.DisposeAsync().ConfigureAwait(false);
             throw new MemberStartException($"cannot listen: {e.Message} (another process holds the port; stop it or choose other URLs)", e);
         }
 
         member.Start();
-        var host = new MemberHost(app, member, stopping, logger);
+        var host = new MemberHost(app, member, kv, stopping, logger);
         _ = host.PublishAttributesAsync(config);
         LogServing(logger, config.Name, memberId, clusterId, config.ListenClientUrls);
         return host;
@@ -159,8 +205,8 @@ internal sealed partial class MemberHost : IAsyncDisposable
             "; start with --initial-cluster-state=existing only when the other members are running");
     }
 
-    private static WebApplication BuildApp(MemberConfig config, RaftMember member, NodeMetrics metrics, string memberDir, MemberHostOptions options,
-        ILoggerFactory loggers, CancellationToken stopping)
+    private static WebApplication BuildApp(MemberConfig config, RaftMember member, KvStateMachine kv, NodeMetrics metrics, LatencyWindow walFsync,
+        string memberDir, MemberHostOptions options, ILoggerFactory loggers, CancellationToken stopping)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -188,11 +234,11 @@ internal sealed partial class MemberHost : IAsyncDisposable
             o.MaxReceiveMessageSize = config.MaxRequestBytes + (512 * 1024);
             o.MaxSendMessageSize = null;
         });
-        var walFsync = new LatencyWindow();
-        var headers = new Headers(member, () => 0);
+        var headers = new Headers(member, () => kv.Store.CurrentRevision);
+        builder.Services.AddSingleton(new KvService(member, kv, headers, config.MaxRequestBytes));
         builder.Services.AddSingleton(new PeerService(member, metrics, stopping));
         builder.Services.AddSingleton(new ClusterService(member, headers, options.Time));
-        builder.Services.AddSingleton(new MaintenanceService(member, headers, config.EffectiveQuotaBackendBytes));
+        builder.Services.AddSingleton(new MaintenanceService(member, kv, headers, config.EffectiveQuotaBackendBytes));
         builder.Services.AddSingleton(new AdminService(member, walFsync, memberDir,
             options.EnableTestHooks || Environment.GetEnvironmentVariable(PeerFaults.EnableVariable) == "1"));
         var app = builder.Build();
@@ -211,6 +257,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
             await next(context).ConfigureAwait(false);
         });
         app.MapGrpcService<PeerService>();
+        app.MapGrpcService<KvService>();
         app.MapGrpcService<ClusterService>();
         app.MapGrpcService<MaintenanceService>();
         app.MapGrpcService<AdminService>();
@@ -290,11 +337,12 @@ internal sealed partial class MemberHost : IAsyncDisposable
         await Member.DisposeAsync().ConfigureAwait(false);
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
+        _kv.Dispose();
         _stopping.Dispose();
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "member {Name}: this build keeps the Raft log in memory (the durable WAL is not wired in yet); nothing survives a restart")]
-    private static partial void LogVolatile(ILogger logger, string name);
+    [LoggerMessage(Level = LogLevel.Information, Message = "member {Name} restarts as {MemberId:x} of cluster {ClusterId:x} from its WAL (--initial-cluster flags are ignored)")]
+    private static partial void LogRestart(ILogger logger, string name, ulong memberId, ulong clusterId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "member {Name} ({MemberId:x}) of cluster {ClusterId:x} serving clients on {Urls}")]
     private static partial void LogServing(ILogger logger, string name, ulong memberId, ulong clusterId, IReadOnlyList<Uri> urls);

@@ -14,11 +14,17 @@ using Wire = RaftKv.Protocol.Peer;
 
 namespace RaftKv.Server.Node;
 
+/// <summary>A committed entry for the state machine: its position and the client request it carries (null: only advances the index).</summary>
+internal readonly record struct CommittedRequest(ulong Index, ulong Term, InternalRequest? Request);
+
 /// <summary>Applies client requests (everything that is not membership) to the key-value state machine.</summary>
 internal interface IRequestApplier
 {
-    /// <summary>Applies one committed request; returns the response for the waiter (or an <see cref="RpcException"/> to fail it with).</summary>
-    object? Apply(ulong index, ulong term, InternalRequest request);
+    /// <summary>
+    /// Applies a batch of committed entries in log order, atomically with the applied index. Returns one result per item:
+    /// the response for the proposer's waiter, an <see cref="RpcException"/> to fail it with, or null.
+    /// </summary>
+    IReadOnlyList<object?> Apply(IReadOnlyList<CommittedRequest> batch);
 }
 
 /// <summary>How one member runs.</summary>
@@ -526,21 +532,34 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
     private void Apply(IReadOnlyList<Entry> entries)
     {
         var started = _time.GetTimestamp();
+        var batch = new List<CommittedRequest>(entries.Count);
         foreach (var entry in entries)
         {
             switch (entry.Type)
             {
                 case EntryType.Normal when entry.Data.Length > 0:
-                    ApplyRequest(entry);
+                    batch.Add(new CommittedRequest(entry.Index, entry.Term, ApplyMembershipOrPass(entry)));
                     break;
                 case EntryType.ConfChange:
                     ApplyConfChange(entry);
+                    batch.Add(new CommittedRequest(entry.Index, entry.Term, null));
+                    break;
+                default:
+                    batch.Add(new CommittedRequest(entry.Index, entry.Term, null));
                     break;
             }
-
-            Volatile.Write(ref _applied, entry.Index);
         }
 
+        var results = _applier?.Apply(batch);
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (batch[i].Request is { } request)
+            {
+                Complete(request.Id, results is null ? EtcdErrors.NotCapable : results[i]);
+            }
+        }
+
+        Volatile.Write(ref _applied, entries[^1].Index);
         _metrics.ProposalsApplied.Set(entries[^1].Index);
         if (_time.GetElapsedTime(started) > TimeSpan.FromMilliseconds(100))
         {
@@ -548,7 +567,8 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
         }
     }
 
-    private void ApplyRequest(Entry entry)
+    /// <summary>Applies a membership request here (completing its waiter) and returns null; returns a client request for the state machine.</summary>
+    private InternalRequest? ApplyMembershipOrPass(Entry entry)
     {
         InternalRequest request;
         try
@@ -560,7 +580,6 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
             throw new InvalidDataException($"committed entry {entry.Index} is not a raftkv request: {e.Message}", e);
         }
 
-        object? result;
         switch (request.RequestCase)
         {
             case InternalRequest.RequestOneofCase.MemberAttributes:
@@ -572,8 +591,8 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
                     m.ClientUrls.AddRange(attributes.ClientUrls);
                 });
                 SaveMembership();
-                result = null;
-                break;
+                Complete(request.Id, null);
+                return null;
             case InternalRequest.RequestOneofCase.MemberUpdate:
                 var update = request.MemberUpdate;
                 Membership.Update(update.Id, m =>
@@ -583,16 +602,11 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
                 });
                 _transport.AddOrUpdatePeer(update.Id, [.. update.PeerUrls.Select(u => new Uri(u))]);
                 SaveMembership();
-                result = null;
-                break;
+                Complete(request.Id, null);
+                return null;
             default:
-                result = _applier is { } applier
-                    ? applier.Apply(entry.Index, entry.Term, request)
-                    : EtcdErrors.NotCapable;
-                break;
+                return request;
         }
-
-        Complete(request.Id, result);
     }
 
     private void ApplyConfChange(Entry entry)

@@ -1,0 +1,47 @@
+using Microsoft.Extensions.Logging;
+using RaftKv.Raft;
+using RaftKv.Storage;
+using RaftKv.Storage.Wal;
+
+namespace RaftKv.Server.Node;
+
+/// <summary>The member's Raft log in its data dir (<c>member/wal</c>, <c>member/snap</c>): every save is fsynced before it completes.</summary>
+internal sealed class DurableMemberLog : IMemberLog
+{
+    private readonly DurableRaftLog _log;
+
+    private DurableMemberLog(DurableRaftLog log) => _log = log;
+
+    public IRaftLogStorage Storage => _log;
+
+    public bool IsDurable => true;
+
+    public DurableRaftLog Log => _log;
+
+    /// <summary>Opens or creates the log owned by (<paramref name="clusterId"/>, <paramref name="memberId"/>); a log of another member is refused.</summary>
+    public static DurableMemberLog Open(string dataDir, ulong clusterId, ulong memberId, Action<TimeSpan> onSync, ILogger logger) =>
+        new(DurableRaftLog.Open(dataDir, new WalMetadata(clusterId, memberId), new WalOptions { SyncObserver = onSync }, logger));
+
+    /// <summary>The owner recorded in an existing WAL, or null when the data dir has none.</summary>
+    public static WalMetadata? ReadIdentity(string dataDir)
+    {
+        var walDir = DurableRaftLog.WalDirectory(dataDir);
+        if (!WriteAheadLog.Exists(walDir))
+        {
+            return null;
+        }
+
+        var (wal, _) = WriteAheadLog.Open(walDir, expected: null);
+        using (wal)
+        {
+            return wal.Metadata;
+        }
+    }
+
+    public Task SaveAsync(IReadOnlyList<Entry> entries, HardState? hardState, CancellationToken cancellationToken) =>
+        _log.SaveAsync(entries, hardState, cancellationToken);
+
+    public Task ApplySnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken) => _log.ApplySnapshotAsync(snapshot, cancellationToken);
+
+    public void Dispose() => _log.Dispose();
+}
