@@ -277,4 +277,26 @@ public sealed class RuntimeTests(LocalKubeRuntimeFixture kube) : IClassFixture<L
         await kube.KubectlOk("-n", ns, "annotate", "pod", "f-1", "localkube.raftkv.io/delay-", "localkube.raftkv.io/partition-");
         await LocalKubeFixture.WaitUntil(async () => (last = await Probe()) is { } t && t < TimeSpan.FromMilliseconds(500), () => Task.FromResult($"last request took {last}"));
     }
+
+    [Fact]
+    public async Task StatefulSet_rolling_update_respects_the_partition_and_goes_from_the_highest_ordinal()
+    {
+        var ns = await kube.NewNamespace("roll");
+        var manifest = StatefulSet("u", 3, "Parallel");
+        await kube.KubectlOkIn(manifest, "-n", ns, "apply", "-f", "-");
+        await kube.KubectlOk("-n", ns, "rollout", "status", "statefulset/u", "--timeout=60s");
+        var oldRevision = await Get(ns, "statefulset/u", "{.status.updateRevision}");
+
+        // Partition 1: pods 2 and 1 move to the new template, pod 0 stays.
+        await kube.KubectlOk("-n", ns, "patch", "statefulset", "u", "-p", "{\"spec\":{\"updateStrategy\":{\"rollingUpdate\":{\"partition\":1}},\"template\":{\"metadata\":{\"annotations\":{\"rev\":\"2\"}}}}}");
+        var newRevision = oldRevision;
+        await LocalKubeFixture.WaitUntil(
+            async () => (newRevision = await Get(ns, "statefulset/u", "{.status.updateRevision}")) != oldRevision
+                && await Get(ns, "pods", "{.items[*].metadata.labels.controller-revision-hash}") == $"{oldRevision} {newRevision} {newRevision}"
+                && await Get(ns, "statefulset/u", "{.status.readyReplicas}") == "3",
+            async () => $"old {oldRevision} new {newRevision}: " + await Get(ns, "pods", "{range .items[*]}{.metadata.name}={.metadata.labels.controller-revision-hash} {end}"),
+            TimeSpan.FromSeconds(60));
+        Assert.Equal("2", await Get(ns, "statefulset/u", "{.status.updatedReplicas}"));
+        Assert.Equal(newRevision, await Get(ns, "pod/u-1", "{.metadata.labels.controller-revision-hash}"));
+    }
 }
