@@ -158,6 +158,45 @@ public sealed class LocalKubeServer : IAsyncDisposable
 
         """;
 
+    /// <summary>Server-side applies (field manager <c>localkube</c>, forced) every object of a YAML file, or of the
+    /// .yaml/.yml/.json files of a directory, CustomResourceDefinitions first. Returns one line per object, as
+    /// kubectl prints them; throws <see cref="InvalidOperationException"/> naming the object that failed.</summary>
+    public IReadOnlyList<string> Apply(string path)
+    {
+        var files = Directory.Exists(path)
+            ? Directory.GetFiles(path).Where(f => f.EndsWith(".yaml", StringComparison.Ordinal) || f.EndsWith(".yml", StringComparison.Ordinal) || f.EndsWith(".json", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList()
+            : [path];
+        var objects = new List<JsonObject>();
+        foreach (var file in files)
+        {
+            foreach (var doc in Yaml.ParseAll(File.ReadAllText(file)).OfType<JsonObject>())
+            {
+                objects.AddRange(Meta.Str(doc["kind"]) == "List" ? (doc["items"] as JsonArray ?? []).OfType<JsonObject>() : [doc]);
+            }
+        }
+
+        var lines = new List<string>();
+        foreach (var obj in objects.OrderBy(o => Meta.Str(o["kind"]) == "CustomResourceDefinition" ? 0 : Meta.Str(o["kind"]) == "Namespace" ? 1 : 2))
+        {
+            var apiVersion = Meta.Str(obj["apiVersion"]) ?? "";
+            var kind = Meta.Str(obj["kind"]) ?? "";
+            var name = Meta.Name(obj) ?? "";
+            var type = Service.Registry.FindByKind(apiVersion, kind)
+                ?? throw new InvalidOperationException($"{path}: no resource serves {apiVersion} {kind} (object \"{name}\"); is its CRD applied?");
+            try
+            {
+                var (_, created) = Service.Patch(type, type.Namespaced ? Meta.Namespace(obj) ?? "default" : null, name, "application/apply-patch+yaml", obj.ToJsonString(), new WriteOptions(FieldManager: "localkube", Force: true));
+                lines.Add($"{type.Kind.ToLowerInvariant()}{(type.Group.Length > 0 ? "." + type.Group : "")}/{name} {(created ? "created" : "configured")}");
+            }
+            catch (ApiException e)
+            {
+                throw new InvalidOperationException($"{path}: {kind} \"{name}\": {e.Message}", e);
+            }
+        }
+
+        return lines;
+    }
+
     /// <summary>Completes when the process is asked to stop (Ctrl-C, SIGTERM).</summary>
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
 

@@ -6,9 +6,11 @@ using LocalKube.Runtime;
 // localkube: the local control plane (serve) and the test program of the image localkube/testpod (testpod).
 const string Usage = """
     usage: localkube serve [--port N] [--kubeconfig PATH] [--root DIR] [--image NAME=PROGRAM]... [--nodes N] [--no-runtime]
+                         [--apply FILE|DIR]...
              runs the API server, controllers and pod runtime until Ctrl-C (defaults: port 6443,
              kubeconfig .local/kubeconfig, root .local/localkube, images raftkv=bin/raftkv and
-             raftkv-operator=bin/raftkv-operator when those files exist, 3 nodes in zones a, b, c)
+             raftkv-operator=bin/raftkv-operator when those files exist, 3 nodes in zones a, b, c);
+             --apply server-side applies manifests at start (CRDs first), like kubectl apply --server-side
            localkube testpod [--port N] [--ready-dir DIR] [--exit-after SECONDS] [--exit-code N]
              the program behind the image localkube/testpod
     """;
@@ -32,6 +34,7 @@ var root = Path.Combine(".local", "localkube");
 var nodes = 3;
 var runtime = true;
 var images = new Dictionary<string, string>(StringComparer.Ordinal);
+var manifests = new List<string>();
 foreach (var (name, file) in new[] { ("raftkv", "bin/raftkv"), ("raftkv-operator", "bin/raftkv-operator") })
 {
     if (File.Exists(file))
@@ -62,6 +65,9 @@ for (var i = 1; i < args.Length; i++)
             images[image] = Path.GetFullPath(program);
             i++;
             break;
+        case "--apply" when i + 1 < args.Length:
+            manifests.Add(args[++i]);
+            break;
         case "--no-runtime":
             runtime = false;
             break;
@@ -84,6 +90,22 @@ Console.WriteLine($"localkube: kubeconfig written to {Path.GetFullPath(kubeconfi
 if (runtime)
 {
     Console.WriteLine($"localkube: pods run as local processes; logs and volumes under {Path.GetFullPath(root)}; images: {string.Join(", ", images.Select(kv => $"{kv.Key}={kv.Value}").Append("localkube/testpod"))}");
+}
+
+foreach (var manifest in manifests)
+{
+    try
+    {
+        foreach (var line in server.Apply(manifest))
+        {
+            Console.WriteLine($"localkube: {line}");
+        }
+    }
+    catch (Exception e) when (e is InvalidOperationException or IOException or FormatException)
+    {
+        Console.Error.WriteLine($"localkube: cannot apply {manifest}: {e.Message}");
+        return 1;
+    }
 }
 
 Console.WriteLine("localkube: press Ctrl-C to stop");
