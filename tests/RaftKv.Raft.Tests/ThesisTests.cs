@@ -251,4 +251,54 @@ public sealed class ThesisTests
         Assert.Equal(0UL, net[1].Status.LeadTransferee);
         Assert.Equal(1UL, net.Leader());
     }
+
+    [Fact]
+    public void T6_4_Several_pending_reads_are_answered_by_one_heartbeat_quorum_in_order()
+    {
+        var net = ClusterWithLeader();
+        net.Filter = m => m.Type != MessageType.MsgHeartbeatResp; // hold confirmations back
+        net[1].ReadIndex(Ctx("a"));
+        net[1].ReadIndex(Ctx("b"));
+        net[1].ReadIndex(Ctx("b")); // duplicate context: one request
+        net.Process();
+        Assert.Empty(net.ReadStates[1]);
+
+        net.Filter = null;
+        net.Tick(1); // the next heartbeat carries the newest context; acknowledging it confirms all earlier ones
+        Assert.Equal(["a", "b"], net.ReadStates[1].Select(r => Str(r.Context)));
+        Assert.All(net.ReadStates[1], r => Assert.Equal(net[1].Commit, r.Index));
+    }
+
+    [Fact]
+    public void T3_10_Transfer_is_aborted_when_the_target_is_removed()
+    {
+        var net = ClusterWithLeader(5);
+        net.Isolate(5); // cannot catch up, so the transfer stays pending
+        net.Propose(1, "a");
+        net[1].TransferLeadership(5);
+        net.Process();
+        Assert.Equal(5UL, net[1].Status.LeadTransferee);
+        // The removal of 5 was committed earlier (proposals are refused during a transfer); the host applies it now.
+        net[1].ApplyConfChange(new ConfChange(ConfChangeType.RemoveNode, 5));
+        Assert.Equal(0UL, net[1].Status.LeadTransferee);
+        Assert.Equal(StateRole.Leader, net[1].Role);
+    }
+
+    [Fact]
+    public void Unreachable_report_does_not_disturb_a_snapshot_in_flight()
+    {
+        var net = ClusterWithLeader();
+        net.Isolate(3);
+        net.Propose(1, "a");
+        var applied = net[1].Status.Applied;
+        net.Storage[1].CreateSnapshot(applied, net[1].ConfState, Encoding.UTF8.GetBytes(string.Join('|', net.Applied[1])));
+        net.Storage[1].Compact(applied);
+        net.Heal();
+        net.ReportSnapshots = false;
+        net.Filter = m => m.Type != MessageType.MsgSnap;
+        net.TickAll(1);
+        Assert.Equal(ProgressState.Snapshot, net[1].Status.Progress[3].State);
+        net[1].ReportUnreachable(3);
+        Assert.Equal(ProgressState.Snapshot, net[1].Status.Progress[3].State);
+    }
 }
