@@ -162,17 +162,29 @@ internal sealed partial class MemberHost : IAsyncDisposable
         member.SetApplier(kv);
 
         var stopping = new CancellationTokenSource();
-        var app = BuildApp(config, member, kv, metrics, walFsync, memberDir, options, loggers, stopping.Token);
+        WebApplication? app = null;
         try
         {
+            app = BuildApp(config, member, kv, metrics, walFsync, memberDir, options, loggers, stopping.Token);
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (IOException e)
+        catch (Exception e)
         {
+            // Nothing may outlive a failed start: the store's environment must be closed, not left to a finalizer.
             await member.DisposeAsync().ConfigureAwait(false);
             kv.Dispose();
-            await app.DisposeAsync().ConfigureAwait(false);
-            throw new MemberStartException($"cannot listen: {e.Message} (another process holds the port; stop it or choose other URLs)", e);
+            if (app is not null)
+            {
+                await app.DisposeAsync().ConfigureAwait(false);
+            }
+
+            stopping.Dispose();
+            throw e switch
+            {
+                MemberStartException => e,
+                IOException => new MemberStartException($"cannot listen: {e.Message} (another process holds the port; stop it or choose other URLs)", e),
+                _ => new MemberStartException($"cannot start serving: {e.Message}", e),
+            };
         }
 
         member.Start();
