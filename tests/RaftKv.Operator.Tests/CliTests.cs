@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Configuration;
+
 namespace RaftKv.Operator.Tests;
 
 public sealed class CliTests
@@ -13,24 +15,65 @@ public sealed class CliTests
         Assert.Contains("Git SHA: ", stdout, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public void An_invocation_it_cannot_serve_fails_and_says_why()
+    [Theory]
+    [InlineData("unknown flag '--bogus'", "--bogus")]
+    [InlineData("flag --namespace needs a value", "--namespace")]
+    [InlineData("--leader-elect takes true or false", "--leader-elect=maybe")]
+    [InlineData("--workers takes a positive number", "--workers", "0")]
+    [InlineData("not a positive duration", "--resync-period", "0s")]
+    [InlineData("not a positive duration", "--tuning-quiet-period=soon")]
+    public void Bad_controller_flags_fail_with_exit_2_and_say_what_is_wrong(string expected, params string[] args)
     {
-        var (code, stdout, stderr) = Run("--namespace", "default");
+        var (code, stdout, stderr) = Run(args);
 
-        Assert.Equal(2, code);
+        Assert.True(code == 2, $"exit {code}, stderr: {stderr}");
         Assert.Equal("", stdout);
-        Assert.Contains("cannot reconcile yet", stderr, StringComparison.Ordinal);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Help_lists_the_manifests_command_and_says_the_controller_is_missing()
+    public void A_missing_kubeconfig_fails_with_exit_1_and_names_the_file()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), "raftkv-no-such-kubeconfig-" + Guid.NewGuid().ToString("N"));
+
+        var (code, _, stderr) = Run("--kubeconfig", missing, "--namespace", "default");
+
+        Assert.True(code == 1, $"exit {code}, stderr: {stderr}");
+        Assert.Contains($"kubeconfig {missing} does not exist", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Controller_flags_become_operator_options()
+    {
+        var (settings, kubeconfig, error) = Cli.ParseControllerArgs(
+            ["--kubeconfig", "/k", "--namespace=team-a", "--metrics-address", "127.0.0.1:0", "--leader-elect=false", "--lease-name", "l",
+             "--default-storage-class", "local-ssd", "--resync-period", "1m30s", "--workers", "3", "--log-level", "Debug"]);
+
+        Assert.Null(error);
+        Assert.Equal("/k", kubeconfig);
+        var options = new ConfigurationBuilder().AddInMemoryCollection(settings).Build()
+            .GetSection(OperatorOptions.Section).Get<OperatorOptions>()!;
+        Assert.Equal("team-a", options.Namespace);
+        Assert.Equal("127.0.0.1:0", options.MetricsAddress);
+        Assert.False(options.LeaderElection);
+        Assert.Equal("l", options.LeaseName);
+        Assert.Equal("local-ssd", options.ToSettings().DefaultStorageClassName);
+        Assert.Equal(TimeSpan.FromSeconds(90), options.ResyncPeriod);
+        Assert.Equal(3, options.Workers);
+        Assert.Equal("Debug", settings["Logging:LogLevel:Default"]);
+    }
+
+    [Fact]
+    public void Help_lists_the_manifests_command_and_the_controller_flags()
     {
         var (code, stdout, _) = Run("--help");
 
         Assert.Equal(0, code);
         Assert.Contains("manifests --output-dir DIR", stdout, StringComparison.Ordinal);
-        Assert.Contains("controller is not part of this build", stdout, StringComparison.Ordinal);
+        foreach (var flag in new[] { "--kubeconfig", "--namespace", "--metrics-address", "--leader-elect", "--lease-name", "--lease-namespace", "--default-storage-class" })
+        {
+            Assert.Contains(flag, stdout, StringComparison.Ordinal);
+        }
     }
 
     [Theory]
