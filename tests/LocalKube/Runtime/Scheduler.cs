@@ -18,7 +18,7 @@ internal sealed class Scheduler(ResourceService service, ILogger logger) : Contr
         var nodeType = service.Registry.Find("", "v1", "nodes")!;
         var nodes = service.Store.List(nodeType.StorageKey, null).Select(n => n.Object).ToList();
         var pods = service.Store.List(podType.StorageKey, null).Select(p => p.Object).ToList();
-        foreach (var pod in pods)
+        foreach (var pod in pods.ToList())
         {
             if (Meta.IsDeleting(pod) || Meta.Str(pod["spec"]?["nodeName"]) is { Length: > 0 }
                 || (Meta.Str(pod["spec"]?["schedulerName"]) ?? "default-scheduler") != "default-scheduler")
