@@ -24,6 +24,18 @@ public sealed class LeaderRemovalTests
     }
 
     [Fact]
+    public void Seed_61_a_removed_leader_that_still_leads_persists_new_entries_without_its_own_progress()
+    {
+        // 3 founders + n4 (added as learner, promoted, then leader after a transfer). n4 removes itself from four
+        // voters; it applies the removal while a later entry is still being persisted. It once threw
+        // KeyNotFoundException in RaftCore.OnPersisted, looking up its own progress, gone since the removal. Replay:
+        //   dotnet run --project tests/RaftKv.Simulator -c Release -- --seed 61 --nodes 3 --trace
+        var result = Simulation.Run(new SimulationOptions { Seed = 61, Nodes = 3 });
+
+        Assert.True(result.Passed, result.Violation);
+    }
+
+    [Fact]
     public void Control_when_the_commit_reaches_the_survivor_it_carries_on_alone()
     {
         var (survivor, removalIndex) = RemoveTheLeaderOfTwo(loseMessagesCarryingTheCommit: false);

@@ -9,25 +9,11 @@ internal static class SeedBatch
 {
     public const int SeedsPerSize = 100;
 
-    /// <summary>
-    /// Seeds that hit a known, unfixed core bug, by cluster size; each is pinned in <see cref="KnownCoreBugTests"/>.
-    /// </summary>
-    public static readonly IReadOnlyDictionary<int, int[]> KnownCoreBugSeeds = new Dictionary<int, int[]>
-    {
-        [3] = [61], // KeyNotFoundException in RaftCore.OnPersisted after a leader applies its own removal
-    };
-
     public static void AllPass(int nodes)
     {
         var failures = new List<string>();
-        var excluded = KnownCoreBugSeeds.GetValueOrDefault(nodes, []);
         for (var seed = 1; seed <= SeedsPerSize; seed++)
         {
-            if (excluded.Contains(seed))
-            {
-                continue;
-            }
-
             var result = Simulation.Run(new SimulationOptions { Seed = seed, Nodes = nodes });
             if (!result.Passed)
             {

@@ -65,7 +65,7 @@ public sealed class TeethTests
     {
         var failure = FindViolation(20, seed => new SimulationOptions { Seed = seed, Nodes = 3, HostBug = HostBug.LocalReads });
 
-        Assert.StartsWith("linearizability: Illegal", failure.Violation, StringComparison.Ordinal);
+        Assert.StartsWith("linearizability (times in µs of virtual time): Illegal", failure.Violation, StringComparison.Ordinal);
         Assert.Contains("cannot place next:", failure.Violation, StringComparison.Ordinal);
         AssertSafeVariantPasses(failure, failure.Options with { HostBug = HostBug.None });
     }
@@ -75,7 +75,7 @@ public sealed class TeethTests
     {
         var failure = FindViolation(20, seed => new SimulationOptions { Seed = seed, Nodes = 3, HostBug = HostBug.AckOnPropose });
 
-        Assert.StartsWith("linearizability: Illegal", failure.Violation, StringComparison.Ordinal);
+        Assert.StartsWith("linearizability (times in µs of virtual time): Illegal", failure.Violation, StringComparison.Ordinal);
         AssertSafeVariantPasses(failure, failure.Options with { HostBug = HostBug.None });
     }
 

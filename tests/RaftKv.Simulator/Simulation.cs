@@ -1205,7 +1205,7 @@ internal sealed class Simulation
         _trace.Line($"history: {history.Count} operations, {result}");
         if (!result.IsOk)
         {
-            throw new InvariantViolationException($"linearizability: {result}");
+            throw new InvariantViolationException($"linearizability (times in µs of virtual time): {result}");
         }
     }
 }
