@@ -1378,7 +1378,13 @@ internal sealed class RaftCore
             return;
         }
 
-        var self = _progress[Id];
+        // A leader that applied its own removal has no progress of its own: it leads on (see _leavingCommit)
+        // without counting itself, so its persist moves nothing.
+        if (!_progress.TryGetValue(Id, out var self))
+        {
+            return;
+        }
+
         if (self.MaybeUpdate(index) && MaybeCommit())
         {
             ReleasePendingReadIndexMessages();
