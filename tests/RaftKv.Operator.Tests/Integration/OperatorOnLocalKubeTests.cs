@@ -91,6 +91,27 @@ public sealed class OperatorOnLocalKubeTests(LocalKubeCluster kube, ITestOutputH
     }
 
     [Fact]
+    public async Task Scaling_down_removes_members_from_Raft_before_their_pods_go_highest_first()
+    {
+        var ns = await kube.NewNamespaceAsync("shrink");
+        var members = new ModelRaftMembers(kube.Client);
+        await using var op = await RunningOperator.StartAsync(kube.Client, members, ns, "op-shrink", ns);
+        await kube.CreateClusterAsync(ns, "demo", replicas: 5);
+        await Eventually.Until(async () => (await kube.GetClusterAsync(ns, "demo"))!, c => c.Status?.Voters == 5, c => KubernetesJson.Serialize(c.Status));
+
+        await kube.Client.CustomObjects.PatchNamespacedCustomObjectAsync(new V1Patch("""{"spec":{"replicas":3}}""", V1Patch.PatchType.MergePatch),
+            RaftCluster.Group, RaftCluster.Version, ns, RaftCluster.Plural, "demo");
+
+        await Eventually.Until(async () => (await kube.Client.AppsV1.ReadNamespacedStatefulSetAsync("demo", ns)).Spec.Replicas,
+            r => r == 3, r => $"StatefulSet replicas {r}; calls: {string.Join("; ", members.Calls)}");
+        var cluster = await Eventually.Until(async () => (await kube.GetClusterAsync(ns, "demo"))!,
+            c => c.Status?.Voters == 3 && c.Status.ObservedGeneration == c.Metadata.Generation, c => KubernetesJson.Serialize(c.Status));
+        Assert.Equal((3, 2, 1), (cluster.Status!.Voters, cluster.Status.Quorum, cluster.Status.FailureTolerance));
+        var calls = members.Calls.Where(c => !c.Contains("timing", StringComparison.Ordinal)).Select(c => c[(c.IndexOf(": ", StringComparison.Ordinal) + 2)..]).ToList();
+        Assert.Equal(["formed with 5 member(s)", "remove 4100", "remove 4099"], calls);
+    }
+
+    [Fact]
     public async Task An_even_replica_count_is_rejected_by_the_API_server_with_a_message_naming_odd()
     {
         var ns = await kube.NewNamespaceAsync("even");
