@@ -3,7 +3,7 @@ using RaftKv.Raft;
 namespace RaftKv.Simulator.Tests;
 
 /// <summary>
-/// Removing the leader of a two-voter configuration. The simulator found (seeds with <c>--shrink-two-voters</c>) that a
+/// Removing the leader of a two-voter configuration. The simulator found (one-node seeds grown to two voters) that a
 /// leader stepping down the moment it applied its own removal could leave the survivor stuck for ever if the one
 /// message carrying the new commit index was lost; the core now keeps leading (without counting itself) until the
 /// remaining voters report the commit (commit 095a397). Reproduced step by step on two bare cores, so it does not
@@ -43,6 +43,17 @@ public sealed class LeaderRemovalTests
         Assert.True(survivor.Applied >= removalIndex, $"n2 applied only {survivor.Applied} (removal at {removalIndex})");
         Assert.Equal([2UL], survivor.Conf.Voters);
         Assert.Equal(StateRole.Leader, survivor.Raft.Role);
+    }
+
+    [Fact]
+    public void A_leader_that_applies_its_own_removal_while_entries_are_being_persisted_keeps_running()
+    {
+        // Seed 61: n4 (joined, promoted, leader after a transfer) removes itself from four voters and applies the
+        // removal (index 142) while entry 143 is still being written; the Advance that follows used to look up the
+        // leader's own progress, gone since the removal, and throw KeyNotFoundException in RaftCore.OnPersisted.
+        var result = Simulation.Run(new SimulationOptions { Seed = 61, Nodes = 3 });
+
+        Assert.True(result.Passed, Runs.Report(result));
     }
 
     /// <summary>

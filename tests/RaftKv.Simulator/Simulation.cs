@@ -1012,12 +1012,9 @@ internal sealed class Simulation
                 change = new ConfChange(ConfChangeType.AddNode, learner);
             }
         }
-        else if (conf.Voters.Count > _options.Nodes && (conf.Voters.Count > 2 || _options.ShrinkTwoVoters))
+        else if (conf.Voters.Count > _options.Nodes)
         {
-            // Shrinking a two-voter configuration is off by default: until commit 095a397 the leader stepped down
-            // as soon as it applied its own removal and a survivor that missed the commit waited for ever
-            // (LeaderRemovalTests); that is fixed, but the path still hits the open OnPersisted bug
-            // (KnownCoreBugTests) in about 1 % of seeds. --shrink-two-voters turns it on.
+            // Any voter, the leader included, also from two voters (LeaderRemovalTests shows why that is delicate).
             change = new ConfChange(ConfChangeType.RemoveNode, conf.Voters[_random.Next(conf.Voters.Count)]);
         }
         else if (_joiningNode != 0 && !conf.Voters.Contains(_joiningNode) && !_nodes[_joiningNode].Removed)
