@@ -168,6 +168,11 @@ public sealed class RuntimeTests(LocalKubeRuntimeFixture kube) : IClassFixture<L
             async () => (await kube.Kubectl("-n", ns, "get", "pods", "-o", "yaml")).Stdout,
             TimeSpan.FromSeconds(30));
         Assert.Equal(3, (await Get(ns, "pods", "{.items[*].spec.nodeName}")).Split(' ', StringSplitOptions.RemoveEmptyEntries).Length);
+        await LocalKubeFixture.WaitUntil(
+            async () => await kube.KubectlOk("-n", ns, "get", "events") is var events
+                && System.Text.RegularExpressions.Regex.IsMatch(events, @"Warning\s+FailedScheduling\s+pod/p-\d\s+0/3 nodes are available")
+                && System.Text.RegularExpressions.Regex.IsMatch(events, @"Normal\s+Started\s+pod/p-\d\s+Started container main"),
+            async () => await kube.KubectlOk("-n", ns, "get", "events"));
     }
 
     [Fact]

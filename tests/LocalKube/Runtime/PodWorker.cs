@@ -249,6 +249,7 @@ internal sealed partial class PodWorker : IDisposable
                 var backoff = TimeSpan.FromSeconds(Math.Min(_kubelet.Options.MaxRestartBackoff.TotalSeconds, Math.Pow(2, run.Restarts - 1)));
                 run.NextStart = Now + backoff;
                 run.WaitingReason = "CrashLoopBackOff";
+                Events.Record(Service, pod, "Warning", "BackOff", $"Back-off restarting failed container {Meta.Str(container["name"])} in pod {_name}_{_ns}({_uid})", "kubelet");
                 run.WaitingMessage = $"back-off {backoff.TotalSeconds:0}s restarting failed container={Meta.Str(container["name"])} pod={_name}_{_ns}({_uid})";
             }
             else
@@ -266,6 +267,7 @@ internal sealed partial class PodWorker : IDisposable
         {
             run.Process = Launch(run, container, pod);
             run.StartedAt = Meta.Timestamp(Now);
+            Events.Record(Service, pod, "Normal", "Started", $"Started container {Meta.Str(container["name"])} (process {run.Process.Id}, {run.Program})", "kubelet");
             run.Terminated = null;
             run.WaitingReason = null;
             run.WaitingMessage = null;
@@ -276,6 +278,11 @@ internal sealed partial class PodWorker : IDisposable
         }
         catch (ContainerConfigException e)
         {
+            if (run.WaitingReason != e.Reason)
+            {
+                Events.Record(Service, pod, "Warning", "Failed", $"Error: {e.Reason}: {e.Message}", "kubelet");
+            }
+
             run.WaitingReason = e.Reason;
             run.WaitingMessage = e.Message;
             run.NextStart = Now + TimeSpan.FromSeconds(2);

@@ -79,6 +79,7 @@ internal sealed class Scheduler(ResourceService service, ILogger logger) : Contr
         Objects.SetCondition(status, Objects.Condition("PodScheduled", "True", null, null, Meta.Timestamp(service.Time.GetUtcNow())));
         current["status"] = status;
         service.Update(podType, ns, name, current, new WriteOptions(), "status");
+        Events.Record(service, current, "Normal", "Scheduled", $"Successfully assigned {ns}/{name} to {node}", "default-scheduler");
     }
 
     private void MarkUnschedulable(ResourceType podType, JsonObject pod, string message)
@@ -95,6 +96,7 @@ internal sealed class Scheduler(ResourceService service, ILogger logger) : Contr
         var updated = (JsonObject)pod.DeepClone();
         updated["status"] = status;
         service.Update(podType, Meta.Namespace(pod), Meta.Name(pod)!, updated, new WriteOptions(), "status");
+        Events.Record(service, pod, "Warning", "FailedScheduling", message, "default-scheduler");
     }
 
     /// <summary>Why a pod cannot go on a node, or null when it can.</summary>

@@ -58,7 +58,12 @@ internal sealed class StatefulSetController(ResourceService service, ILogger log
                 }
 
                 EnsureClaims(sts, i);
-                Try(() => Service.Create(podType, ns, NewPod(sts, i, revision), new WriteOptions(FieldManager: "statefulset-controller")));
+                var ordinal = i;
+                Try(() =>
+                {
+                    Service.Create(podType, ns, NewPod(sts, ordinal, revision), new WriteOptions(FieldManager: "statefulset-controller"));
+                    Events.Record(Service, sts, "Normal", "SuccessfulCreate", $"create Pod {name}-{ordinal} in StatefulSet {name} successful", "statefulset-controller");
+                });
                 if (!parallel)
                 {
                     break;
