@@ -302,4 +302,28 @@ public sealed class WalTests
         Assert.Contains("CRC chain is broken", ex.Message, StringComparison.Ordinal);
         Assert.Equal(0, ex.Offset);
     }
+
+    [Fact]
+    public async Task The_fsync_method_and_empty_appends_work_and_a_failed_write_stops_the_log()
+    {
+        using var dir = new TempDir();
+        using (var wal = WriteAheadLog.Create(dir.Path, Me, new WalOptions { FileSystem = new OsFileSystem(WalSyncMethod.Fsync) }))
+        {
+            await wal.AppendAsync([], null); // nothing to write: completes without a sync
+            await wal.AppendAsync([E(1)], new HardState(1, 0, 1));
+        }
+
+        var (w, c) = WriteAheadLog.Open(dir.Path, Me);
+        w.Dispose();
+        AssertEntries(c.Entries, 1, 1);
+
+        // After a failed write nothing more is accepted: the member must restart and repair.
+        var fs = new FaultyFileSystem();
+        using var failing = WriteAheadLog.Create("/x/wal", Me, new WalOptions { FileSystem = fs });
+        fs.CrashAtWrite = fs.Writes + 1;
+        var first = await Assert.ThrowsAsync<IOException>(() => failing.AppendAsync([E(1)], null));
+        Assert.Contains("WAL write failed", first.Message, StringComparison.Ordinal);
+        var next = await Assert.ThrowsAsync<IOException>(() => failing.AppendAsync([E(1)], null));
+        Assert.Contains("stopped after a write failure", next.Message, StringComparison.Ordinal);
+    }
 }
