@@ -248,6 +248,9 @@ internal sealed partial class MemberHost : IAsyncDisposable
         });
         var headers = new Headers(member, () => kv.Store.CurrentRevision);
         builder.Services.AddSingleton(new KvService(member, kv, headers, config.MaxRequestBytes));
+        var watchHub = new WatchHub();
+        kv.Applied += _ => watchHub.Notify();
+        builder.Services.AddSingleton(new WatchService(kv, watchHub, headers, options.Time));
         builder.Services.AddSingleton(new PeerService(member, metrics, stopping));
         builder.Services.AddSingleton(new ClusterService(member, headers, options.Time));
         builder.Services.AddSingleton(new MaintenanceService(member, kv, headers, config.EffectiveQuotaBackendBytes));
@@ -270,6 +273,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         });
         app.MapGrpcService<PeerService>();
         app.MapGrpcService<KvService>();
+        app.MapGrpcService<WatchService>();
         app.MapGrpcService<ClusterService>();
         app.MapGrpcService<MaintenanceService>();
         app.MapGrpcService<AdminService>();

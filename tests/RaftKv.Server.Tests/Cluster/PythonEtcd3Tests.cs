@@ -1,0 +1,92 @@
+using System.Diagnostics;
+
+namespace RaftKv.Server.Tests.Cluster;
+
+/// <summary>The storage patterns kube-apiserver uses, driven with Debian's python3-etcd3 (a client no one here wrote).</summary>
+public sealed class PythonEtcd3Tests
+{
+    private const string Python = "/usr/bin/python3";
+
+    private const string Script = """
+        import sys, etcd3
+        from etcd3 import etcdrpc
+        host, port = sys.argv[1].split(':')
+        c = etcd3.client(host=host, port=int(port), timeout=10)
+        t = c.transactions
+
+        # get_range_response drops limit/revision/count_only, so paging goes through the client's generated KV stub.
+        def rng(key, end, **fields):
+            return c.kvstub.Range(etcdrpc.RangeRequest(key=key.encode() if isinstance(key, str) else key, range_end=end.encode(), **fields), c.timeout)
+
+        # create: txn on mod_revision == 0, succeeds once
+        ok, _ = c.transaction(compare=[t.mod('/registry/pods/a') == 0], success=[t.put('/registry/pods/a', 'v1')], failure=[])
+        assert ok, 'first create must succeed'
+        ok, _ = c.transaction(compare=[t.mod('/registry/pods/a') == 0], success=[t.put('/registry/pods/a', 'v1-again')], failure=[])
+        assert not ok, 'second create must fail'
+
+        # guaranteed update: compare on the mod_revision read before
+        value, meta = c.get('/registry/pods/a')
+        ok, _ = c.transaction(compare=[t.mod('/registry/pods/a') == meta.mod_revision], success=[t.put('/registry/pods/a', 'v2')], failure=[])
+        assert ok, 'update at the read revision must succeed'
+        ok, responses = c.transaction(compare=[t.mod('/registry/pods/a') == meta.mod_revision], success=[t.put('/registry/pods/a', 'v3')],
+                                      failure=[t.get('/registry/pods/a')])
+        assert not ok and responses[0][0][0] == b'v2', ('stale update must fail and return the current value', responses)
+
+        # paged list with continue at a pinned revision; count_only
+        for i in range(5):
+            c.put('/registry/cm/%d' % i, 'x%d' % i)
+        first = rng('/registry/cm/', '/registry/cm0', limit=2)
+        pinned = first.header.revision
+        assert first.more and first.count == 5 and len(first.kvs) == 2, first
+        c.put('/registry/cm/9', 'late')
+        keys = [kv.key for kv in first.kvs]
+        cont = first.kvs[-1].key + b'\x00'
+        while True:
+            page = rng(cont, '/registry/cm0', limit=2, revision=pinned)
+            keys += [kv.key for kv in page.kvs]
+            if not page.more:
+                break
+            cont = page.kvs[-1].key + b'\x00'
+        assert keys == [('/registry/cm/%d' % i).encode() for i in range(5)], keys
+        counted = rng('/registry/cm/', '/registry/cm0', count_only=True)
+        assert counted.count == 6 and len(counted.kvs) == 0, counted
+
+        # watch with prev_kv from a revision
+        events, cancel = c.watch('/registry/pods/a', start_revision=meta.mod_revision, prev_kv=True)
+        seen = []
+        for ev in events:
+            seen.append((type(ev).__name__, ev.value, ev.prev_value))
+            if len(seen) == 2:
+                break
+        cancel()
+        assert seen == [('PutEvent', b'v1', b''), ('PutEvent', b'v2', b'v1')], seen
+
+        # compaction errors
+        c.compact(pinned)
+        try:
+            rng('/registry/cm/', '/registry/cm0', revision=pinned - 1)
+            raise AssertionError('read below the compaction must fail')
+        except Exception as e:
+            assert 'required revision has been compacted' in str(e), e
+        print('OK')
+        """;
+
+    [Fact]
+    public async Task Kube_apiserver_storage_patterns_work_through_python_etcd3()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        await cluster.WaitForLeaderAsync();
+
+        var psi = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(Script);
+        psi.ArgumentList.Add(cluster.Endpoint(1));
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+
+        Assert.True(process.ExitCode == 0 && (await stdout).Trim() == "OK", $"exit {process.ExitCode}\nstdout: {await stdout}\nstderr: {await stderr}");
+    }
+}
