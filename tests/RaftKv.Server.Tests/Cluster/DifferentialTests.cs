@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace RaftKv.Server.Tests.Cluster;
+
+/// <summary>
+/// The same etcdctl 3.4 session against Debian's etcd and against raftkv, both started here on loopback ports with temp
+/// data dirs: the outputs must be identical once member ids, ports and timings are normalized.
+/// </summary>
+public sealed partial class DifferentialTests
+{
+    private const string EtcdPath = "/usr/bin/etcd";
+
+    private static readonly string[][] Session =
+    [
+        ["put", "a", "1"], ["put", "b", "2"], ["put", "c", "3"], ["put", "d/x", "4"],
+        ["get", "a"], ["get", "a", "c"], ["get", "", "--prefix", "--keys-only"], ["get", "", "--from-key", "--limit=2"],
+        ["get", "", "--prefix", "--sort-by=MODIFY", "--order=DESCEND"], ["get", "a", "--print-value-only"], ["get", "d/", "--prefix", "-w", "fields"],
+        ["put", "a", "10", "--prev-kv"], ["del", "b", "--prev-kv"], ["get", "b"], ["get", "a", "--rev=2"], ["get", "a", "--rev=5", "-w", "fields"],
+        ["txn", "<value(\"a\") = \"10\"\n\nput a 11\nget c\n\nput a fail\n\n"],
+        ["txn", "<mod(\"a\") = \"2\"\n\nput a no\n\nget a\n\n"],
+        ["compact", "4"], ["get", "a", "--rev=3"], ["get", "a", "--rev=99"], ["del", "", "--prefix"], ["get", "", "--prefix"],
+        ["put", "", "empty"], ["get", ""], ["del", "nothing"],
+        ["member", "list"], ["endpoint", "hashkv", "-w", "fields"],
+    ];
+
+    [Fact]
+    public async Task An_etcdctl_session_prints_the_same_against_etcd_and_raftkv()
+    {
+        Assert.True(File.Exists(EtcdPath), $"{EtcdPath} (Debian's etcd-server) is required for differential tests");
+        var etcdOutput = await RunAgainstEtcdAsync();
+        await using var cluster = await TestCluster.StartAsync(size: 1);
+        await cluster.WaitForLeaderAsync();
+        await Eventually.TrueAsync(() => cluster.Host(0).Member.Membership.List().All(m => m.ClientUrls.Count > 0), cluster.Describe);
+        var raftkvOutput = Normalize(await RunSessionAsync(cluster.Endpoint(0)), [$"{cluster.Host(0).Member.MemberId:x}"]);
+
+        if (etcdOutput != raftkvOutput)
+        {
+            var dump = Path.Combine(Path.GetTempPath(), "raftkv-differential");
+            Directory.CreateDirectory(dump);
+            await File.WriteAllTextAsync(Path.Combine(dump, "etcd.txt"), etcdOutput);
+            await File.WriteAllTextAsync(Path.Combine(dump, "raftkv.txt"), raftkvOutput);
+        }
+
+        Assert.Equal(etcdOutput, raftkvOutput);
+    }
+
+    private static async Task<string> RunAgainstEtcdAsync()
+    {
+        var dir = Directory.CreateTempSubdirectory("raftkv-etcd-");
+        var ports = FreePorts.Take(2);
+        var psi = new ProcessStartInfo(EtcdPath) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[]
+        {
+            "--name", "m1", "--data-dir", dir.FullName,
+            "--listen-client-urls", $"http://127.0.0.1:{ports[0]}", "--advertise-client-urls", $"http://127.0.0.1:{ports[0]}",
+            "--listen-peer-urls", $"http://127.0.0.1:{ports[1]}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{ports[1]}",
+            "--initial-cluster", $"m1=http://127.0.0.1:{ports[1]}",
+        })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var etcd = Process.Start(psi)!;
+        etcd.OutputDataReceived += (_, _) => { };
+        etcd.ErrorDataReceived += (_, _) => { };
+        etcd.BeginOutputReadLine();
+        etcd.BeginErrorReadLine();
+        try
+        {
+            var endpoint = $"127.0.0.1:{ports[0]}";
+            var ids = new List<string>();
+            await Eventually.TrueAsync(() =>
+            {
+                var (code, stdout, _) = Etcdctl.RunAsync(endpoint, "member", "list").GetAwaiter().GetResult();
+                if (code == 0 && stdout.Contains("started", StringComparison.Ordinal))
+                {
+                    ids.Add(stdout.Split(',')[0]);
+                    return true;
+                }
+
+                return false;
+            }, () => "etcd did not start", TimeSpan.FromSeconds(30));
+            return Normalize(await RunSessionAsync(endpoint), ids);
+        }
+        finally
+        {
+            etcd.Kill(entireProcessTree: true);
+            await etcd.WaitForExitAsync();
+            dir.Delete(recursive: true);
+        }
+    }
+
+    private static async Task<string> RunSessionAsync(string endpoint)
+    {
+        var output = new StringBuilder();
+        foreach (var command in Session)
+        {
+            var input = command[^1].StartsWith('<') ? command[^1][1..] : "";
+            var args = input.Length > 0 ? command[..^1] : command;
+            var (code, stdout, stderr) = await Etcdctl.RunWithInputAsync(endpoint, input, args);
+            output.Append("$ etcdctl ").AppendJoin(' ', args).Append('\n').Append(stdout);
+            if (code != 0)
+            {
+                output.Append(stderr.Split('\n').LastOrDefault(l => l.StartsWith("Error:", StringComparison.Ordinal)) ?? $"(exit {code})").Append('\n');
+            }
+        }
+
+        return output.ToString();
+    }
+
+    /// <summary>Member ids become ID, ports PORT; raft terms and hashes are kept (they must agree too, except where noted).</summary>
+    private static string Normalize(string output, IEnumerable<string> memberIds)
+    {
+        foreach (var id in memberIds)
+        {
+            output = output.Replace(id, "ID", StringComparison.Ordinal);
+        }
+
+        output = Port().Replace(output, "127.0.0.1:PORT");
+        output = HeaderIds().Replace(output, "\"${name}\" : X");
+        return output;
+    }
+
+    [GeneratedRegex(@"127\.0\.0\.1:\d+")]
+    private static partial Regex Port();
+
+    [GeneratedRegex(@"""(?<name>ClusterID|MemberID|RaftTerm)"" : \d+")]
+    private static partial Regex HeaderIds();
+}
