@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace RaftKv.Simulator.Tests;
 
 public sealed class DeterminismTests
@@ -45,5 +47,33 @@ public sealed class DeterminismTests
 
         Assert.Equal(untraced.Stats.ToString(), traced.Stats.ToString());
         Assert.Equal(untraced.Violation, traced.Violation);
+    }
+
+    [Fact]
+    public void Two_processes_replaying_a_seed_print_the_same_trace()
+    {
+        // String hashing is randomized per process, so this catches iteration over hash-ordered collections.
+        var first = RunSimulatorProcess("--seed", "5", "--trace");
+        var second = RunSimulatorProcess("--seed", "5", "--trace");
+
+        Assert.True(first.Length > 10_000, $"trace is suspiciously short:\n{first}");
+        Assert.True(first == second, "the two processes printed different traces");
+    }
+
+    private static string RunSimulatorProcess(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(typeof(Simulation).Assembly.Location);
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)), "the simulator process did not finish within 2 minutes");
+        Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}: {stderr.Result}");
+        return stdout.Result;
     }
 }
