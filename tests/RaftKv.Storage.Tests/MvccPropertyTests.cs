@@ -6,6 +6,8 @@ namespace RaftKv.Storage.Tests;
 /// <summary>Random request sequences run against the store and against <see cref="EtcdModel"/>: every response, error and revision agrees.</summary>
 public sealed class MvccPropertyTests
 {
+    private static readonly byte[][] PointKeys = [.. new[] { "a", "a/1", "a/2", "b", "c", "c/x", "d" }.Select(k => System.Text.Encoding.ASCII.GetBytes(k))];
+
     private static object Run(MvccStore store, object request)
     {
         try
@@ -26,7 +28,8 @@ public sealed class MvccPropertyTests
     private static void Agree(int[] program)
     {
         using var dir = new TempDir();
-        var options = new MvccOptions { UnsafeNoSync = true };
+        // Half the sequences read through the cache of latest values, half straight from LMDB.
+        var options = new MvccOptions { UnsafeNoSync = true, LatestValueCacheBytes = program[0] % 2 == 0 ? 0 : 1024 };
         var store = MvccStore.Open(dir.Sub("db"), options);
         try
         {
@@ -51,6 +54,15 @@ public sealed class MvccPropertyTests
                     $"after:\n  {string.Join("\n  ", log)}\nstore answered {actual}");
                 Assert.True(model.Revision == store.CurrentRevision, $"revision: model {model.Revision}, store {store.CurrentRevision}\n  {string.Join("\n  ", log)}");
                 Assert.Equal(model.CompactRevision, store.CompactRevision);
+
+                // Point reads of every key (the store's fast path and its cache of latest values).
+                foreach (var key in PointKeys)
+                {
+                    var read = new RangeRequest { Key = key, KeysOnly = key.Length == 1 && key[0] == 'c' };
+                    var want = OpGen.Describe(model.Apply(read));
+                    var got = OpGen.Describe(Run(store, read));
+                    Assert.True(want == got, $"point read of {KeyValue.Show(key)}: model {want}, store {got}\n  {string.Join("\n  ", log)}");
+                }
             }
 
             // Revision by revision, what every readable revision holds; then the same after a restart (index rebuilt from LMDB).
@@ -67,6 +79,15 @@ public sealed class MvccPropertyTests
                 store = MvccStore.Open(dir.Sub("db"), options);
                 Assert.Equal(model.Revision, store.CurrentRevision);
                 Assert.Equal(model.CompactRevision, store.CompactRevision);
+
+                // Point reads of every key (the store's fast path and its cache of latest values).
+                foreach (var key in PointKeys)
+                {
+                    var read = new RangeRequest { Key = key, KeysOnly = key.Length == 1 && key[0] == 'c' };
+                    var want = OpGen.Describe(model.Apply(read));
+                    var got = OpGen.Describe(Run(store, read));
+                    Assert.True(want == got, $"point read of {KeyValue.Show(key)}: model {want}, store {got}\n  {string.Join("\n  ", log)}");
+                }
             }
         }
         finally

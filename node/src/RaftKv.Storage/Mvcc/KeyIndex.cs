@@ -11,6 +11,12 @@ internal sealed class KeyIndex(byte[] key)
 
     public Revision Modified { get; private set; }
 
+    /// <summary>
+    /// The KeyValue written at <see cref="Modified"/> when that was a put, kept so current reads skip the database; null when not
+    /// cached. Readers check its ModRevision against the revision they resolved before using it.
+    /// </summary>
+    public KeyValue? Latest { get; set; }
+
     public List<Generation> Generations { get; } = [new Generation()];
 
     internal sealed class Generation

@@ -25,6 +25,14 @@ public sealed class MvccOptions
     /// <summary>Tests and benchmarks only: commits are not synced (a machine crash can corrupt the file).</summary>
     internal bool UnsafeNoSync { get; set; }
 
+    /// <summary>
+    /// Bytes of values (each at most <see cref="MaxCachedValueBytes"/>) kept in memory for the latest revision of each key, so point
+    /// reads at the current revision skip LMDB. 0 turns the cache off.
+    /// </summary>
+    public long LatestValueCacheBytes { get; set; } = 256L * 1024 * 1024;
+
+    public int MaxCachedValueBytes { get; set; } = 4096;
+
     internal long EffectiveQuota => QuotaBackendBytes == 0 ? DefaultQuotaBytes : QuotaBackendBytes;
 }
 
@@ -75,6 +83,9 @@ public sealed partial class MvccStore : IDisposable
     // Set when a compaction changes the key index, before its transaction commits: readers that start in between must
     // refuse revisions the index no longer has, even though the published state still shows the older compaction.
     private long _compactFloor = -1;
+
+    // Bytes held by KeyIndex.Latest values; changed only by the writer (under the write lock) and by Rebuild.
+    private long _cachedBytes;
     private bool _disposed;
 
     /// <summary>What readers see: changed only after the LMDB commit that made it true.</summary>
@@ -164,6 +175,7 @@ public sealed partial class MvccStore : IDisposable
     {
         var started = Stopwatch.GetTimestamp();
         var index = new TreeIndex();
+        _cachedBytes = 0;
         long current = 1;
         using var tx = _env.BeginTransaction(TransactionBeginFlags.ReadOnly);
         var compact = ReadRevisionMeta(tx, FinishedCompactKey) ?? -1;
@@ -176,7 +188,7 @@ public sealed partial class MvccStore : IDisposable
                 var keyBytes = k.AsSpan();
                 var rev = Codec.ReadRevision(keyBytes);
                 var tomb = Codec.IsTombstone(keyBytes);
-                var kv = Codec.DecodeKeyValue(v.AsSpan(), keysOnly: true);
+                var kv = Codec.DecodeKeyValue(v.AsSpan(), keysOnly: tomb);
                 var ki = index.Find(kv.Key);
                 if (ki is not null && !ki.IsEmpty)
                 {
@@ -196,6 +208,11 @@ public sealed partial class MvccStore : IDisposable
                 {
                     ki = index.GetOrAdd(kv.Key);
                     ki.Restore(new Revision(kv.CreateRevision, 0), rev, kv.Version);
+                }
+
+                if (ki is not null)
+                {
+                    SetLatest(ki, tomb ? null : kv);
                 }
 
                 current = Math.Max(current, rev.Main);
@@ -270,6 +287,11 @@ public sealed partial class MvccStore : IDisposable
             if (_index.Find(key) is not { } ki || !ki.TryGet(current, out var modified, out _, out _))
             {
                 return new RangeResponse(current, [], false, 0);
+            }
+
+            if (ki.Latest is { } cached && cached.ModRevision == modified.Main)
+            {
+                return new RangeResponse(current, [keysOnly ? cached with { Value = [] } : cached], false, 1);
             }
 
             tx = RentReader();
@@ -643,6 +665,22 @@ public sealed partial class MvccStore : IDisposable
         }
     }
 
+    /// <summary>Records (or drops) the cached latest value of a key; called by the writer under the write lock.</summary>
+    private void SetLatest(KeyIndex ki, KeyValue? kv)
+    {
+        if (ki.Latest is { } old)
+        {
+            _cachedBytes -= old.Value.Length;
+            ki.Latest = null;
+        }
+
+        if (kv is not null && kv.Value.Length <= _options.MaxCachedValueBytes && _cachedBytes + kv.Value.Length <= _options.LatestValueCacheBytes)
+        {
+            ki.Latest = kv;
+            _cachedBytes += kv.Value.Length;
+        }
+    }
+
     /// <summary>Stores one revision. Revisions only grow, so LMDB can append to the end of the tree instead of searching it.</summary>
     private void PutRevision(LightningTransaction tx, byte[] key, byte[] value)
     {
@@ -654,6 +692,7 @@ public sealed partial class MvccStore : IDisposable
 
     private void UndoLast(KeyIndex ki)
     {
+        SetLatest(ki, null);
         ki.RemoveLast();
         if (ki.IsEmpty)
         {

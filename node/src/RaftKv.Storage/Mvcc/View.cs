@@ -246,6 +246,7 @@ public sealed partial class MvccStore
             _written.Add(dbKey);
             ki ??= Store._index.GetOrAdd(key);
             ki.Put(idxRev);
+            Store.SetLatest(ki, kv);
             UndoLog!.Add(ki);
             Changes++;
             Events.Add(new StoreEvent(false, kv));
@@ -285,6 +286,7 @@ public sealed partial class MvccStore
             _written.Add(dbKey);
             var ki = Store._index.Find(key)!;
             ki.Tombstone(idxRev);
+            Store.SetLatest(ki, null);
             UndoLog!.Add(ki);
             Changes++;
             Events.Add(new StoreEvent(true, tombstone with { ModRevision = idxRev.Main }));
