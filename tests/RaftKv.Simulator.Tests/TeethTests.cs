@@ -54,7 +54,7 @@ public sealed class TeethTests
             UnsafeCommitPreviousTermByCounting = unsafeCommit,
         };
 
-        var failure = FindViolation(400, seed => Options(seed, unsafeCommit: true));
+        var failure = FindViolation(800, seed => Options(seed, unsafeCommit: true));
 
         Assert.Matches("^(leader completeness|state machine safety|log matching|linearizability|acknowledged write)", failure.Violation);
         AssertSafeVariantPasses(failure, Options(failure.Options.Seed, unsafeCommit: false));
