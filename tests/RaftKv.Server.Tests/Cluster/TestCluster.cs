@@ -103,6 +103,27 @@ internal sealed class TestCluster : IAsyncDisposable
         _hosts[i] = await MemberHost.StartAsync(config, new MemberHostOptions { EnableTestHooks = true }, CancellationToken.None);
     }
 
+    /// <summary>Starts a member that joins the running cluster (after 'member add'), with its own ports and data dir.</summary>
+    public async Task<MemberHost> StartJoiningMemberAsync(string name, int clientPort, int peerPort)
+    {
+        var initialCluster = InitialCluster + $",{name}=http://127.0.0.1:{peerPort}";
+        string[] args =
+        [
+            "--name", name,
+            "--data-dir", Path.Combine(_root.FullName, name),
+            "--listen-client-urls", $"http://127.0.0.1:{clientPort}",
+            "--advertise-client-urls", $"http://127.0.0.1:{clientPort}",
+            "--listen-peer-urls", $"http://127.0.0.1:{peerPort}",
+            "--initial-advertise-peer-urls", $"http://127.0.0.1:{peerPort}",
+            "--initial-cluster", initialCluster,
+            "--initial-cluster-state", "existing",
+            "--heartbeat-interval", _heartbeatMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--election-timeout", _electionMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ];
+        var config = MemberConfigParser.Parse(args, new Dictionary<string, string>());
+        return await MemberHost.StartAsync(config, new MemberHostOptions(), CancellationToken.None);
+    }
+
     public async Task StopMemberAsync(int i)
     {
         if (_hosts[i] is { } host)

@@ -202,3 +202,33 @@ public sealed class ThreeMemberClusterTests
         await cluster.WaitForLeaderAsync();
     }
 }
+
+/// <summary>Growing a cluster the way etcd documents it: add as learner, start the member, promote once it caught up.</summary>
+public sealed class JoinTests
+{
+    [Fact]
+    public async Task A_learner_joins_catches_up_and_is_promoted_to_voter()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        await cluster.WaitForLeaderAsync();
+        await Etcdctl.OkAsync(cluster.Endpoint(0), "put", "before", "join");
+        var ports = FreePorts.Take(2);
+
+        await Etcdctl.OkAsync(cluster.Endpoint(0), "member", "add", "m4", $"--peer-urls=http://127.0.0.1:{ports[1]}", "--learner");
+        await using var joined = await cluster.StartJoiningMemberAsync("m4", ports[0], ports[1]);
+        var endpoint = $"127.0.0.1:{ports[0]}";
+        await Eventually.TrueAsync(() => joined.Member.AppliedIndex >= cluster.Host(0).Member.CommitIndex && joined.Member.Leader != 0,
+            () => $"learner applied {joined.Member.AppliedIndex}, leader {joined.Member.Leader:x}; {cluster.Describe()}");
+        Assert.True(joined.Member.IsLearner);
+        Assert.Equal("before\njoin\n", await Etcdctl.OkAsync(endpoint, "get", "before", "--consistency=s"));
+
+        var promoted = await Etcdctl.OkAsync(cluster.Endpoints, "member", "promote", $"{joined.Member.MemberId:x}");
+        Assert.Contains($"Member {joined.Member.MemberId:x} promoted in cluster", promoted, StringComparison.Ordinal);
+        await Eventually.TrueAsync(() => !joined.Member.IsLearner, cluster.Describe);
+
+        var list = await Etcdctl.OkAsync(endpoint, "member", "list");
+        Assert.Equal(4, list.Split('\n', StringSplitOptions.RemoveEmptyEntries).Count(l => l.EndsWith(", false", StringComparison.Ordinal)));
+        Assert.Equal("OK\n", await Etcdctl.OkAsync(endpoint, "put", "after", "promote"));
+        Assert.Equal("after\npromote\n", await Etcdctl.OkAsync(cluster.Endpoint(2), "get", "after"));
+    }
+}
