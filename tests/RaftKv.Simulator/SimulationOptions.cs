@@ -46,6 +46,9 @@ internal sealed record SimulationOptions
     /// <summary>A deliberate mistake in the simulated host (not the core), to show the checks catch it.</summary>
     public HostBug HostBug { get; init; }
 
+    /// <summary>Also remove a voter from two-voter configurations (open liveness hazard, off by default).</summary>
+    public bool ShrinkTwoVoters { get; init; }
+
     /// <summary>Inject faults (network, crashes, disks, membership, transfers). Off gives a fault-free run.</summary>
     public bool Faults { get; init; } = true;
 
@@ -90,6 +93,11 @@ internal sealed record SimulationOptions
         if (HostBug != HostBug.None)
         {
             command += $" --host-bug {HostBugNames.Name(HostBug)}";
+        }
+
+        if (ShrinkTwoVoters)
+        {
+            command += " --shrink-two-voters";
         }
 
         if (IsolateOnCommit is { } c)

@@ -11,7 +11,7 @@ namespace RaftKv.Simulator;
 internal static class SimulatorCli
 {
     private const string Usage =
-        "usage: RaftKv.Simulator [--seeds N [--first-seed S]] [--seed S] [--nodes 1|3|5] [--trace] [--no-faults] [--fault-interval-ms M] [--isolate-new-leaders P] [--isolate-on-commit P] [--duration-ms D] [--max-message-bytes B] [--host-bug local-reads|ack-on-propose|ack-before-sync] [--verbose] [--unsafe commit-previous-term|vote-without-log-check]";
+        "usage: RaftKv.Simulator [--seeds N [--first-seed S]] [--seed S] [--nodes 1|3|5] [--trace] [--no-faults] [--fault-interval-ms M] [--isolate-new-leaders P] [--isolate-on-commit P] [--duration-ms D] [--max-message-bytes B] [--host-bug local-reads|ack-on-propose|ack-before-sync] [--shrink-two-voters] [--verbose] [--unsafe commit-previous-term|vote-without-log-check]";
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -21,6 +21,7 @@ internal static class SimulatorCli
         long? duration = null;
         int? maxMessage = null;
         var hostBug = HostBug.None;
+        var shrinkTwo = false;
         var verbose = false;
         var firstSeed = 1;
         bool trace = false, faults = true, unsafeCommit = false, unsafeVote = false;
@@ -70,6 +71,9 @@ internal static class SimulatorCli
                         break;
                     case "--verbose":
                         verbose = true;
+                        break;
+                    case "--shrink-two-voters":
+                        shrinkTwo = true;
                         break;
                     case "--no-faults":
                         faults = false;
@@ -124,6 +128,7 @@ internal static class SimulatorCli
             IsolateOnCommit = isolateOnCommit,
             MaxSizePerMessage = (ulong?)maxMessage,
             HostBug = hostBug,
+            ShrinkTwoVoters = shrinkTwo,
             LoadDuration = duration ?? SimulationOptions.DefaultLoadDuration,
             UnsafeCommitPreviousTermByCounting = unsafeCommit,
             UnsafeGrantVoteWithoutLogCheck = unsafeVote,
