@@ -286,6 +286,14 @@ public sealed class ReconcilePlannerTests
     }
 
     [Fact]
+    public void A_rolling_update_pauses_while_a_members_pod_is_gone_even_before_the_leader_notices()
+    {
+        // demo-2 was just deleted and the StatefulSet has not recreated it; Raft still reports it healthy.
+        var state = Steady(3) with { Pods = [Pod(0, upToDate: false), Pod(1, upToDate: false)] };
+        ExpectWait(state, ConditionReasons.RollingUpdate, "not ready: demo-2");
+    }
+
+    [Fact]
     public void A_single_member_is_restarted_since_nothing_else_can_update_it()
     {
         var state = Steady(1) with { Pods = [Pod(0, upToDate: false)] };

@@ -48,6 +48,7 @@ internal sealed partial class RaftClusterReconciler(
     private readonly ClusterObjectBuilder _builder = new(options.ToSettings());
     private readonly TuningPolicyOptions _tuningOptions = new() { QuietPeriod = options.TuningQuietPeriod };
     private readonly ConcurrentDictionary<string, TuningMemory> _tuningMemory = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, HashSet<string>> _deletedPods = new(StringComparer.Ordinal);
 
     /// <summary>The last step planned per cluster (for tests and diagnostics).</summary>
     public ConcurrentDictionary<string, PlanStep> LastSteps { get; } = new(StringComparer.Ordinal);
@@ -59,6 +60,7 @@ internal sealed partial class RaftClusterReconciler(
         {
             // Deleted: owned objects go with it through their owner references.
             _tuningMemory.TryRemove(ObjectCache<RaftCluster>.KeyOf(@namespace, name), out _);
+            _deletedPods.TryRemove(ObjectCache<RaftCluster>.KeyOf(@namespace, name), out _);
             return ReconcileResult.Done;
         }
 
@@ -98,7 +100,16 @@ internal sealed partial class RaftClusterReconciler(
         var pods = informers.Pods.Cache.List(ns)
             .Where(p => Value(p.Metadata.Labels, ClusterLabels.InstanceKey) == names.Name && names.OrdinalOf(p.Metadata.Name) is not null)
             .ToList();
-        var observedPods = pods.Select(p => new ObservedPod(names.OrdinalOf(p.Metadata.Name)!.Value, IsReady(p), IsUpToDate(p, statefulSet))).ToList();
+        // A pod this operator deleted counts as not ready until the cache shows it gone or replaced, so a
+        // cache that has not caught up with the delete cannot make the next pod's restart look safe.
+        var deleted = _deletedPods.GetOrAdd(key, _ => []);
+        lock (deleted)
+        {
+            deleted.IntersectWith(pods.Select(p => p.Metadata.Uid));
+        }
+
+        var observedPods = pods.Select(p => new ObservedPod(names.OrdinalOf(p.Metadata.Name)!.Value,
+            IsReady(p) && !IsDeleted(deleted, p.Metadata.Uid), IsUpToDate(p, statefulSet))).ToList();
         var membersMap = informers.ConfigMaps.Cache.Get(ns, names.MembersConfigMap);
         var tuningMap = informers.ConfigMaps.Cache.Get(ns, names.TuningConfigMap);
 
@@ -157,7 +168,7 @@ internal sealed partial class RaftClusterReconciler(
             var description = step.Describe();
             LogPlanned(ns, names.Name, step, description);
         }
-        await ExecuteAsync(cluster, step, membersConfig, recordedTiming, target, cancellationToken);
+        await ExecuteAsync(cluster, step, membersConfig, recordedTiming, target, pods, cancellationToken);
 
         var tuningStatus = TuningPolicy.ToStatus(decision, raft.Measurements, cluster.Status?.Tuning?.LastChange, now);
         var status = StatusComputer.Compute(observed, step, names, cluster.Status, tuningStatus, now);
@@ -166,7 +177,7 @@ internal sealed partial class RaftClusterReconciler(
     }
 
     private async Task ExecuteAsync(RaftCluster cluster, PlanStep step, (int MemberCount, bool Bootstrapped)? membersConfig,
-        RaftTiming recordedTiming, MemberTarget target, CancellationToken cancellationToken)
+        RaftTiming recordedTiming, MemberTarget target, List<V1Pod> pods, CancellationToken cancellationToken)
     {
         var ns = target.Names.Namespace;
         switch (step)
@@ -206,10 +217,10 @@ internal sealed partial class RaftClusterReconciler(
             case RemoveAndReaddLostMember lost:
                 await raftMembers.RemoveAsync(target, lost.Id, cancellationToken);
                 await raftMembers.AddLearnerAsync(target, lost.PeerUrl, cancellationToken);
-                await DeletePodAsync(target.Names.Pod(lost.Ordinal), ns, cancellationToken);
+                await DeletePodAsync(ObjectCache<RaftCluster>.KeyOf(cluster), target.Names.Pod(lost.Ordinal), pods, ns, cancellationToken);
                 break;
             case RollPod roll:
-                await DeletePodAsync(roll.Pod, ns, cancellationToken);
+                await DeletePodAsync(ObjectCache<RaftCluster>.KeyOf(cluster), roll.Pod, pods, ns, cancellationToken);
                 break;
             case UpdateTuning tuning:
                 var applied = await raftMembers.SetTimingAsync(target, tuning.Timing, cancellationToken);
@@ -261,8 +272,18 @@ internal sealed partial class RaftClusterReconciler(
         LogApplied(obj.Kind, ns, name);
     }
 
-    private async Task DeletePodAsync(string pod, string ns, CancellationToken cancellationToken)
+    private async Task DeletePodAsync(string clusterKey, string pod, List<V1Pod> pods, string ns, CancellationToken cancellationToken)
     {
+        var cached = pods.FirstOrDefault(p => p.Metadata.Name == pod);
+        if (cached?.Metadata.Uid is { } uid)
+        {
+            var deleted = _deletedPods.GetOrAdd(clusterKey, _ => []);
+            lock (deleted)
+            {
+                deleted.Add(uid);
+            }
+        }
+
         try
         {
             await client.CoreV1.DeleteNamespacedPodAsync(pod, ns, cancellationToken: cancellationToken);
@@ -340,6 +361,14 @@ internal sealed partial class RaftClusterReconciler(
         };
         await client.CustomObjects.PatchNamespacedCustomObjectAsync(new V1Patch(patch.ToJsonString(), V1Patch.PatchType.MergePatch),
             RaftCluster.Group, RaftCluster.Version, cluster.Metadata.NamespaceProperty, RaftCluster.Plural, cluster.Metadata.Name, cancellationToken: cancellationToken);
+    }
+
+    private static bool IsDeleted(HashSet<string> deleted, string? uid)
+    {
+        lock (deleted)
+        {
+            return uid is not null && deleted.Contains(uid);
+        }
     }
 
     private static bool IsReady(V1Pod pod) =>

@@ -220,7 +220,12 @@ internal static class ReconcilePlanner
             return null;
         }
 
-        var notReady = observed.Pods.Where(p => !p.Ready).Select(p => names.Pod(p.Ordinal)).ToList();
+        // A member whose pod is absent (deleted and not yet recreated) is down even if the leader has not
+        // noticed yet: it counts as not ready, or a second restart could follow the first at once.
+        var missing = observed.Members
+            .Where(m => m.Ordinal is { } o && !observed.Pods.Any(p => p.Ordinal == o))
+            .Select(m => names.Pod(m.Ordinal!.Value));
+        var notReady = observed.Pods.Where(p => !p.Ready).Select(p => names.Pod(p.Ordinal)).Concat(missing).Distinct(StringComparer.Ordinal).ToList();
         if (notReady.Count > 0 || healthyVoters < voters.Count)
         {
             return new Wait(ConditionReasons.RollingUpdate,

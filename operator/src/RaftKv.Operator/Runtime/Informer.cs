@@ -25,10 +25,6 @@ internal sealed class ObjectCache<T>
     public IReadOnlyList<T> List(string? @namespace = null) =>
         [.. _objects.Values.Where(o => @namespace is null || o.Metadata.NamespaceProperty == @namespace)];
 
-    /// <summary>Objects whose controller (or any) owner reference points at <paramref name="ownerUid"/>.</summary>
-    public IReadOnlyList<T> OwnedBy(string ownerUid) =>
-        [.. _objects.Values.Where(o => o.Metadata.OwnerReferences?.Any(r => r.Uid == ownerUid) == true)];
-
     internal T? Set(T obj)
     {
         T? old = default;

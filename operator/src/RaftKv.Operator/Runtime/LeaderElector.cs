@@ -38,6 +38,7 @@ internal sealed record LeaderElectionOptions
 internal sealed partial class LeaderElector(IKubernetes client, LeaderElectionOptions options, TimeProvider time, ILogger<LeaderElector> logger)
 {
     private string? _observedRecord;
+    private string? _observedHolder;
     private DateTimeOffset _observedAt;
     private volatile bool _isLeader;
 
@@ -67,7 +68,8 @@ internal sealed partial class LeaderElector(IKubernetes client, LeaderElectionOp
             var lastRenew = time.GetUtcNow();
             while (!cancellationToken.IsCancellationRequested && !work.IsCompleted)
             {
-                await Task.WhenAny(work, Task.Delay(options.RetryPeriod, time, cancellationToken)).ContinueWith(_ => { }, TaskScheduler.Default);
+                // WhenAny never throws: a cancelled delay just ends the wait.
+                await Task.WhenAny(work, Task.Delay(options.RetryPeriod, time, cancellationToken));
                 if (cancellationToken.IsCancellationRequested || work.IsCompleted)
                 {
                     break;
@@ -102,8 +104,6 @@ internal sealed partial class LeaderElector(IKubernetes client, LeaderElectionOp
             }
         }
     }
-
-    private string? _observedHolder;
 
     /// <summary>One round: create the Lease, renew ours, or take an expired one. True when we hold it after.</summary>
     private async Task<bool> TryAcquireOrRenewAsync(CancellationToken cancellationToken)
