@@ -209,6 +209,44 @@ public sealed class OperatorOnLocalKubeTests(LocalKubeCluster kube, ITestOutputH
         await Eventually.Until(async () => (await kube.GetClusterAsync(ns, "one"))!, c => c.Status?.ObservedGeneration == 1, c => KubernetesJson.Serialize(c.Status));
     }
 
+    [Fact]
+    public async Task A_failing_reconcile_is_retried_with_backoff_recorded_as_a_Warning_Event_and_counted_never_crashing()
+    {
+        var ns = await kube.NewNamespaceAsync("failing");
+        await using var op = await RunningOperator.StartAsync(kube.Client, new UnreachableMembers(), ns, "op-failing", ns);
+        await kube.CreateClusterAsync(ns, "demo", replicas: 1);
+        using var http = new HttpClient { BaseAddress = op.Address };
+
+        var events = await Eventually.Until(async () => await kube.Client.CoreV1.ListNamespacedEventAsync(ns),
+            list => list.Items.Count(e => e.Reason == "ReconcileFailed") >= 2,
+            list => string.Join("; ", list.Items.Select(e => $"{e.Type} {e.Reason}: {e.Message}")));
+        var failed = events.Items.First(e => e.Reason == "ReconcileFailed");
+        Assert.Equal("Warning", failed.Type);
+        Assert.Contains("member API down for this test", failed.Message, StringComparison.Ordinal);
+        var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        Assert.Contains("raftkv_operator_reconcile_errors_total{controller=\"raftcluster\"}", metrics, StringComparison.Ordinal);
+        Assert.Equal("ok\n", await http.GetStringAsync(new Uri("/healthz", UriKind.Relative)));
+        Assert.True(op.Elector.IsLeader);
+    }
+
+    /// <summary>A member view whose every call fails, as when the members' API cannot be reached at all.</summary>
+    private sealed class UnreachableMembers : IRaftMembers
+    {
+        private static InvalidOperationException Down() => new("member API down for this test");
+
+        public Task<MemberObservation> ObserveAsync(MemberTarget target, CancellationToken cancellationToken) => throw Down();
+
+        public Task<ulong> AddLearnerAsync(MemberTarget target, string peerUrl, CancellationToken cancellationToken) => throw Down();
+
+        public Task PromoteAsync(MemberTarget target, ulong id, CancellationToken cancellationToken) => throw Down();
+
+        public Task RemoveAsync(MemberTarget target, ulong id, CancellationToken cancellationToken) => throw Down();
+
+        public Task MoveLeaderAsync(MemberTarget target, ulong toId, CancellationToken cancellationToken) => throw Down();
+
+        public Task<int> SetTimingAsync(MemberTarget target, Operator.Tuning.RaftTiming timing, CancellationToken cancellationToken) => throw Down();
+    }
+
     private async Task<List<IKubernetesObject<V1ObjectMeta>>> OwnedObjectsAsync(string ns)
     {
         var all = new List<IKubernetesObject<V1ObjectMeta>>();
