@@ -56,7 +56,7 @@ internal sealed class TestCluster : IAsyncDisposable
 
     public bool IsRunning(int i) => _hosts[i] is not null;
 
-    public static async Task<TestCluster> StartAsync(int size = 3, int heartbeatMs = 50, int electionMs = 500)
+    public static async Task<TestCluster> StartAsync(int size = 3, int heartbeatMs = 100, int electionMs = 1000)
     {
         var root = Directory.CreateTempSubdirectory("raftkv-test-");
         var ports = FreePorts.Take(2 * size);

@@ -84,8 +84,9 @@ public sealed class ThreeMemberClusterTests
             await Etcdctl.FailsAsync(cluster.Endpoint(0), "member", "promote", $"{cluster.Host(0).Member.MemberId:x}"));
         Assert.Equal("Error: etcdserver: member not found", await Etcdctl.FailsAsync(cluster.Endpoint(0), "member", "remove", "1234"));
 
+        // etcdctl prints ids as %16x (space-padded).
         var removed = await Etcdctl.OkAsync(cluster.Endpoint(2), "member", "remove", $"{learner.Id:x}");
-        Assert.Contains($"Member {learner.Id:x} removed from cluster", removed, StringComparison.Ordinal);
+        Assert.Contains($"Member {learner.Id,16:x} removed from cluster", removed, StringComparison.Ordinal);
         await Eventually.TrueAsync(() => Enumerable.Range(0, 3).All(i => cluster.Host(i).Member.Membership.List().Count == 3), cluster.Describe);
     }
 
@@ -153,7 +154,7 @@ public sealed class ThreeMemberClusterTests
             return m.Peers.Count == 2 && m.Peers.All(p => p.Rtt.Count > 0 && p.Connected) ? m : null;
         }, cluster.Describe);
         Assert.All(measured.Peers, p => Assert.InRange(p.Rtt.P50Seconds, 1e-6, p.Rtt.P99Seconds));
-        Assert.Equal(new Timing { HeartbeatIntervalMs = 50, ElectionTimeoutMs = 500 }, measured.Timing);
+        Assert.Equal(new Timing { HeartbeatIntervalMs = 100, ElectionTimeoutMs = 1000 }, measured.Timing);
 
         var tooShort = await Assert.ThrowsAsync<RpcException>(() =>
             admin.SetTimingAsync(new SetTimingRequest { Timing = new Timing { HeartbeatIntervalMs = 100, ElectionTimeoutMs = 400 } }).ResponseAsync);
@@ -223,7 +224,7 @@ public sealed class JoinTests
         Assert.Equal("before\njoin\n", await Etcdctl.OkAsync(endpoint, "get", "before", "--consistency=s"));
 
         var promoted = await Etcdctl.OkAsync(cluster.Endpoints, "member", "promote", $"{joined.Member.MemberId:x}");
-        Assert.Contains($"Member {joined.Member.MemberId:x} promoted in cluster", promoted, StringComparison.Ordinal);
+        Assert.Contains($"Member {joined.Member.MemberId,16:x} promoted in cluster", promoted, StringComparison.Ordinal);
         await Eventually.TrueAsync(() => !joined.Member.IsLearner, cluster.Describe);
 
         var list = await Etcdctl.OkAsync(endpoint, "member", "list");
