@@ -44,7 +44,7 @@ test: deps build ## Install test dependencies, build, and run every test project
 	done; exit $$failed
 
 .PHONY: run
-run: build ## The main job on the local machine (see README: what it starts today)
+run: deps build ## Start a 3-member raftkv cluster on loopback and print how to use etcdctl with it (Ctrl-C stops it)
 	@bash scripts/run.sh
 
 .PHONY: sim
@@ -76,5 +76,5 @@ lint: ## Check formatting and code style (dotnet format --verify-no-changes)
 .PHONY: clean
 clean: ## Remove build outputs, published programs and test results
 	$(DOTNET) clean $(SOLUTION) -nologo -v quiet || true
-	rm -rf bin $(TEST_RESULTS) chaos-results sim-results
+	rm -rf bin $(TEST_RESULTS) chaos-results sim-results .local/run
 	find . -path ./.tools -prune -o -type d \( -name bin -o -name obj \) -prune -exec rm -rf {} +
