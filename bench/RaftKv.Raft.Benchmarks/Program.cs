@@ -1,21 +1,12 @@
 using System.Globalization;
 using System.Text;
-using BenchmarkDotNet.Configs;
-using BenchmarkDotNet.Exporters;
-using BenchmarkDotNet.Exporters.Csv;
-using BenchmarkDotNet.Running;
+using RaftKv.Benchmarks;
 using RaftKv.Raft.Benchmarks;
 
 // Runs every benchmark unless a --filter is given; other BenchmarkDotNet arguments pass through (for example: --job short).
 // Results go to bench/results/RaftKv.Raft.Benchmarks/ plus a one-page summary bench/results/raft-commit-throughput.md.
-var root = FindRepositoryRoot();
-var artifacts = Path.Combine(root, "bench", "results", "RaftKv.Raft.Benchmarks");
-var config = DefaultConfig.Instance
-    .WithArtifactsPath(artifacts)
-    .AddExporter(MarkdownExporter.GitHub)
-    .AddExporter(CsvExporter.Default);
-var summaries = BenchmarkSwitcher.FromAssembly(typeof(CommitThroughputBenchmark).Assembly)
-    .Run(args.Contains("--filter") ? args : [.. args, "--filter", "*"], config);
+var root = BenchmarkRun.RepositoryRoot;
+var summaries = BenchmarkRun.Run(typeof(CommitThroughputBenchmark).Assembly, "RaftKv.Raft.Benchmarks", args);
 if (!summaries.Any(s => s.Reports.Any(r => r.ResultStatistics is not null)))
 {
     Console.Error.WriteLine("No benchmark produced results; the summary file was not written.");
@@ -52,16 +43,3 @@ File.WriteAllText(path, report.ToString());
 Console.WriteLine(report.ToString());
 Console.WriteLine($"Summary written to {path}");
 return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
-
-static string FindRepositoryRoot()
-{
-    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-    {
-        if (File.Exists(Path.Combine(dir.FullName, "Operator.sln")))
-        {
-            return dir.FullName;
-        }
-    }
-
-    return Directory.GetCurrentDirectory();
-}

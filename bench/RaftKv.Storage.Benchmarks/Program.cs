@@ -1,21 +1,12 @@
 using System.Globalization;
 using System.Text;
-using BenchmarkDotNet.Configs;
-using BenchmarkDotNet.Exporters;
-using BenchmarkDotNet.Exporters.Csv;
-using BenchmarkDotNet.Running;
+using RaftKv.Benchmarks;
 using RaftKv.Storage.Benchmarks;
 
 // Runs every storage benchmark unless a --filter is given; other BenchmarkDotNet arguments pass through.
 // Results go to bench/results/RaftKv.Storage.Benchmarks/ plus a one-page summary bench/results/storage.md with the targets.
-var root = FindRepositoryRoot();
-var artifacts = Path.Combine(root, "bench", "results", "RaftKv.Storage.Benchmarks");
-var config = DefaultConfig.Instance
-    .WithArtifactsPath(artifacts)
-    .AddExporter(MarkdownExporter.GitHub)
-    .AddExporter(CsvExporter.Default);
-var summaries = BenchmarkSwitcher.FromAssembly(typeof(WalBenchmarks).Assembly)
-    .Run(args.Contains("--filter") ? args : [.. args, "--filter", "*"], config);
+var root = BenchmarkRun.RepositoryRoot;
+var summaries = BenchmarkRun.Run(typeof(WalBenchmarks).Assembly, "RaftKv.Storage.Benchmarks", args);
 var reports = summaries.SelectMany(s => s.Reports).Where(r => r.ResultStatistics is not null).ToList();
 if (reports.Count == 0)
 {
@@ -118,17 +109,4 @@ static string LoadAverage()
     {
         return "unknown";
     }
-}
-
-static string FindRepositoryRoot()
-{
-    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-    {
-        if (File.Exists(Path.Combine(dir.FullName, "Operator.sln")))
-        {
-            return dir.FullName;
-        }
-    }
-
-    return Directory.GetCurrentDirectory();
 }
