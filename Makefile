@@ -19,7 +19,7 @@ TEST_RESULTS := test-results
 
 .PHONY: help
 help: ## List the targets with what each does
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
 deps: ## Install what tests need (Debian packages, kubectl 1.33 and helm 4 into .tools/bin), only what is missing

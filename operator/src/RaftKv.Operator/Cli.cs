@@ -41,7 +41,7 @@ internal static class Cli
     }
 
     /// <summary>Flags of the controller and the configuration keys they set (see OperatorOptions).</summary>
-    private static readonly Dictionary<string, string> s_flags = new(StringComparer.Ordinal)
+    private static readonly Dictionary<string, string> Flags = new(StringComparer.Ordinal)
     {
         ["--namespace"] = nameof(OperatorOptions.Namespace),
         ["--metrics-address"] = nameof(OperatorOptions.MetricsAddress),
@@ -74,7 +74,7 @@ internal static class Cli
                 continue;
             }
 
-            if (flag != "--kubeconfig" && flag != "--log-level" && !s_flags.ContainsKey(flag))
+            if (flag != "--kubeconfig" && flag != "--log-level" && !Flags.ContainsKey(flag))
             {
                 return (settings, null, $"unknown flag '{arg}'");
             }
@@ -103,14 +103,14 @@ internal static class Cli
                         return (settings, null, $"{flag} '{value}' is not a positive duration like 30s or 10m{(why is null ? "" : $": {why}")}");
                     }
 
-                    settings[$"{OperatorOptions.Section}:{s_flags[flag]}"] = duration.ToString("c", CultureInfo.InvariantCulture);
+                    settings[$"{OperatorOptions.Section}:{Flags[flag]}"] = duration.ToString("c", CultureInfo.InvariantCulture);
                     break;
                 case "--leader-elect" when !bool.TryParse(value, out _):
                     return (settings, null, $"--leader-elect takes true or false, not '{value}'");
                 case "--workers" when !int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < 1:
                     return (settings, null, $"--workers takes a positive number, not '{value}'");
                 default:
-                    settings[$"{OperatorOptions.Section}:{s_flags[flag]}"] = value;
+                    settings[$"{OperatorOptions.Section}:{Flags[flag]}"] = value;
                     break;
             }
         }
