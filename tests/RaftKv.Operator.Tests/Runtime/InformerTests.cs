@@ -124,7 +124,8 @@ public sealed class InformerTests
             await cts.CancelAsync();
             await run.WaitAsync(Eventually.DefaultTimeout);
             cts.Dispose();
-        });
+        }
+        );
     }
 
     private static string Describe(List<string> seen)

@@ -2,8 +2,8 @@ using System.Threading.Channels;
 using Grpc.Core;
 using RaftKv.Protocol.Etcd;
 using RaftKv.Server.Kv;
-using S = RaftKv.Storage.Mvcc;
 using EtcdKv = RaftKv.Protocol.Mvcc;
+using S = RaftKv.Storage.Mvcc;
 
 namespace RaftKv.Server.Api;
 

@@ -1,8 +1,8 @@
 using Google.Protobuf;
 using Grpc.Core;
 using RaftKv.Server.Api;
-using EtcdPb = RaftKv.Protocol.Etcd;
 using EtcdKv = RaftKv.Protocol.Mvcc;
+using EtcdPb = RaftKv.Protocol.Etcd;
 using S = RaftKv.Storage.Mvcc;
 
 namespace RaftKv.Server.Kv;

@@ -174,18 +174,18 @@ internal sealed partial class Informer<T>
             case WatchEventType.Bookmark:
                 break;
             case WatchEventType.Added or WatchEventType.Modified:
-            {
-                var old = Cache.Set(change.Object);
-                Notify(new InformerEvent<T>(old is null ? WatchEventType.Added : WatchEventType.Modified, old, change.Object));
-                break;
-            }
+                {
+                    var old = Cache.Set(change.Object);
+                    Notify(new InformerEvent<T>(old is null ? WatchEventType.Added : WatchEventType.Modified, old, change.Object));
+                    break;
+                }
 
             case WatchEventType.Deleted:
-            {
-                var old = Cache.Remove(ObjectCache<T>.KeyOf(change.Object));
-                Notify(new InformerEvent<T>(WatchEventType.Deleted, old, change.Object));
-                break;
-            }
+                {
+                    var old = Cache.Remove(ObjectCache<T>.KeyOf(change.Object));
+                    Notify(new InformerEvent<T>(WatchEventType.Deleted, old, change.Object));
+                    break;
+                }
 
             default:
                 return;
