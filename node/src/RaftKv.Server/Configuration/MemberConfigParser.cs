@@ -103,6 +103,7 @@ internal static class MemberConfigParser
 
         var config = new MemberConfig();
         var setOnCommandLine = new HashSet<string>(fromCommandLine.Select(f => f.Flag.Name), StringComparer.Ordinal);
+        var explicitlySet = new HashSet<string>(setOnCommandLine, StringComparer.Ordinal);
         foreach (var flag in Flags)
         {
             var variable = EnvironmentName(flag.Name);
@@ -118,6 +119,7 @@ internal static class MemberConfigParser
             }
 
             config = flag.Set(config, value);
+            explicitlySet.Add(flag.Name);
         }
 
         foreach (var (flag, value) in fromCommandLine)
@@ -125,8 +127,6 @@ internal static class MemberConfigParser
             config = flag.Set(config, value);
         }
 
-        var explicitlySet = new HashSet<string>(setOnCommandLine, StringComparer.Ordinal);
-        explicitlySet.UnionWith(Flags.Where(f => environment.ContainsKey(EnvironmentName(f.Name))).Select(f => f.Name));
         return Complete(config, explicitlySet);
     }
 
