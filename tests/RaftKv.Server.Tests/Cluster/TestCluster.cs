@@ -133,17 +133,25 @@ internal sealed class TestCluster : IAsyncDisposable
         }
     }
 
-    /// <summary>Index of the member every running member agrees is leader, once they do.</summary>
+    /// <summary>
+    /// Index of the member every running member agrees is leader, once they do and each has a connected stream to
+    /// every other running member (a member still backing off from a peer that started after it would hold a
+    /// forwarded proposal until its next retry).
+    /// </summary>
     public async Task<int> WaitForLeaderAsync()
     {
         var running = Enumerable.Range(0, _hosts.Length).Where(IsRunning).ToList();
+        var runningIds = running.Select(i => Host(i).Member.MemberId).ToHashSet();
         var leader = -1;
         await Eventually.TrueAsync(() =>
         {
+            var connected = running.All(i => Host(i).Member.Transport.Describe()
+                .Where(p => runningIds.Contains(p.Id))
+                .All(p => p.Connected));
             var seen = running.Select(i => Host(i).Member.Leader).Distinct().ToList();
             leader = seen.Count == 1 && seen[0] != 0 ? running.FindIndex(i => Host(i).Member.MemberId == seen[0]) : -1;
             leader = leader >= 0 ? running[leader] : -1;
-            return leader >= 0;
+            return leader >= 0 && connected;
         }, Describe);
         return leader;
     }

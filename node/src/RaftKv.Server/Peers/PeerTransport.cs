@@ -255,6 +255,10 @@ internal sealed partial class PeerTransport : IAsyncDisposable
             var ct = _stop.Token;
             var backoff = _owner._options.MinBackoff;
             var reader = _queue.Reader;
+
+            // A batch whose write failed: it goes out first on the next stream (the peer may get it twice, which
+            // Raft tolerates), so a broken stream does not silently lose, say, a proposal forwarded to the leader.
+            Wire.MessageBatch? unsent = null;
             while (!ct.IsCancellationRequested)
             {
                 var client = Client(out var url);
@@ -262,6 +266,12 @@ internal sealed partial class PeerTransport : IAsyncDisposable
                 {
                     using var call = client.Stream(cancellationToken: ct);
                     var announced = false;
+                    if (unsent is not null)
+                    {
+                        await call.RequestStream.WriteAsync(unsent, ct).ConfigureAwait(false);
+                        unsent = null;
+                    }
+
                     while (true)
                     {
                         // A short wait keeps the loop noticing a stream the server ended (cluster mismatch, restart).
@@ -324,7 +334,9 @@ internal sealed partial class PeerTransport : IAsyncDisposable
                             continue;
                         }
 
+                        unsent = batch;
                         await call.RequestStream.WriteAsync(batch, ct).ConfigureAwait(false);
+                        unsent = null;
                         _owner._metrics.PeerSentBytes.WithLabels(_label).Inc(batch.CalculateSize());
                         if (!announced)
                         {
