@@ -19,15 +19,16 @@ namespace RaftKv.Server.Tests.Peers;
 internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposable
 {
     private WebApplication? _app;
+    private IPAddress _address = IPAddress.Loopback;
 
-    private TestPeer(ulong id, ulong clusterId)
+    private TestPeer(ulong id, ulong clusterId, HostsFileResolver? names)
     {
         MemberId = id;
         ClusterId = clusterId;
         Metrics = new NodeMetrics();
         Faults = new PeerFaults(new Random(1));
         Transport = new PeerTransport(
-            new PeerTransportOptions { ClusterId = clusterId, MemberId = id, ProbeInterval = TimeSpan.FromMilliseconds(50), MaxBackoff = TimeSpan.FromMilliseconds(200) },
+            new PeerTransportOptions { ClusterId = clusterId, MemberId = id, ProbeInterval = TimeSpan.FromMilliseconds(50), MaxBackoff = TimeSpan.FromMilliseconds(200), Names = names ?? new HostsFileResolver(null) },
             this, Metrics, Faults, TimeProvider.System, NullLogger.Instance);
     }
 
@@ -43,7 +44,7 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
 
     public int Port { get; private set; }
 
-    public Uri Url => new($"http://127.0.0.1:{Port}");
+    public Uri Url => new($"http://{_address}:{Port}");
 
     public ConcurrentQueue<Message> Received { get; } = new();
 
@@ -51,10 +52,12 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
 
     public ConcurrentQueue<(ulong Peer, SnapshotStatus Status)> SnapshotReports { get; } = new();
 
-    public static async Task<TestPeer> StartAsync(ulong id, ulong clusterId = 0xc1)
+    /// <summary>Starts serving on <paramref name="address"/> (default 127.0.0.1) and <paramref name="port"/> (default: a free one);
+    /// the transport resolves peer names with <paramref name="names"/> (default: DNS only).</summary>
+    public static async Task<TestPeer> StartAsync(ulong id, ulong clusterId = 0xc1, HostsFileResolver? names = null, IPAddress? address = null, int port = 0)
     {
-        var peer = new TestPeer(id, clusterId);
-        await peer.ListenAsync(0);
+        var peer = new TestPeer(id, clusterId, names) { _address = address ?? IPAddress.Loopback };
+        await peer.ListenAsync(port);
         return peer;
     }
 
@@ -75,7 +78,7 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, o => o.Protocols = HttpProtocols.Http2));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(_address, port, o => o.Protocols = HttpProtocols.Http2));
         builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = null);
         builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(2));
         var stopping = new CancellationTokenSource();

@@ -1,9 +1,9 @@
 using Grpc.Core;
-using Grpc.Net.Client;
 using RaftKv.Protocol.Etcd;
 using RaftKv.Raft;
 using RaftKv.Server.Cluster;
 using RaftKv.Server.Node;
+using RaftKv.Server.Peers;
 using Internal = RaftKv.Protocol.Internal;
 
 namespace RaftKv.Server.Api;
@@ -155,7 +155,7 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
     private async Task<MemberPromoteResponse> ForwardPromoteAsync(ulong leader, MemberPromoteRequest request, ServerCallContext context)
     {
         var url = _member.Membership.Get(leader)?.ClientUrls.FirstOrDefault() ?? throw EtcdErrors.NoLeader;
-        using var channel = GrpcChannel.ForAddress(url);
+        using var channel = HostsFileResolver.Process.Channel(url);
         var client = new RaftKv.Protocol.Etcd.Cluster.ClusterClient(channel);
         return await client.MemberPromoteAsync(request, deadline: DateTime.UtcNow + _member.RequestTimeout, cancellationToken: context.CancellationToken)
             .ConfigureAwait(false);

@@ -1,6 +1,5 @@
 using System.Net;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -201,7 +200,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         {
             try
             {
-                using var channel = GrpcChannel.ForAddress(url);
+                using var channel = HostsFileResolver.Process.Channel(url);
                 return await new Wire.Peer.PeerClient(channel)
                     .MembersAsync(new Wire.MembersRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancellationToken)
                     .ConfigureAwait(false);

@@ -43,6 +43,9 @@ internal sealed record PeerTransportOptions
     public int MaxBatchMessages { get; init; } = 1024;
 
     public int SnapshotChunkBytes { get; init; } = 1 << 20;
+
+    /// <summary>How peer host names are resolved (an extra hosts file before DNS, see <see cref="HostsFileResolver"/>).</summary>
+    public HostsFileResolver Names { get; init; } = HostsFileResolver.Process;
 }
 
 /// <summary>
@@ -240,6 +243,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
                         KeepAlivePingDelay = TimeSpan.FromSeconds(10),
                         KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
                         ConnectTimeout = TimeSpan.FromSeconds(3),
+                        ConnectCallback = _owner._options.Names.ConnectAsync,
                     },
                     MaxSendMessageSize = null,
                     MaxReceiveMessageSize = null,
