@@ -19,7 +19,7 @@ TEST_RESULTS := test-results
 
 .PHONY: help
 help: ## List the targets with what each does
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
 deps: ## Install what tests need (Debian packages, kubectl 1.33 and helm 4 into .tools/bin), only what is missing
@@ -65,9 +65,24 @@ chaos: ## Fault suite against real processes (issue 'Fault suite'; FULL=1 for th
 	@if [ ! -d tests/RaftKv.Chaos ]; then echo "make chaos: the fault suite (issue 'Fault suite') has not landed yet"; exit 2; fi
 	$(DOTNET) run --project tests/RaftKv.Chaos -c $(CONFIG) -- $(if $(FULL),--full,)
 
+CHART := charts/raftkv-operator
+CRD_FILE := raftkv.io_raftclusters.yaml
+
 .PHONY: manifests
-manifests: ## Regenerate the RaftCluster CRD (config/crd) from the C# API types
+manifests: ## Regenerate the RaftCluster CRD (config/crd and the Helm chart's copy) from the C# API types
 	$(DOTNET) run --project operator/src/RaftKv.Operator -c $(CONFIG) -- manifests --output-dir config/crd
+	cp config/crd/$(CRD_FILE) $(CHART)/files/$(CRD_FILE)
+	@echo "wrote $(CHART)/files/$(CRD_FILE)"
+
+DOCKER ?= docker
+IMAGE_REGISTRY ?= ghcr.io/raftkv
+VERSION ?= $(shell sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props)
+
+.PHONY: docker-build
+docker-build: ## Build the raftkv and raftkv-operator images (needs a Docker engine; IMAGE_REGISTRY, VERSION)
+	@command -v $(DOCKER) >/dev/null || { echo "make docker-build: '$(DOCKER)' not found: install Docker (or set DOCKER=podman)"; exit 2; }
+	$(DOCKER) build --target node --build-arg VERSION=$(VERSION) --build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) -t $(IMAGE_REGISTRY)/raftkv:$(VERSION) .
+	$(DOCKER) build --target operator --build-arg VERSION=$(VERSION) --build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) -t $(IMAGE_REGISTRY)/raftkv-operator:$(VERSION) .
 
 .PHONY: lint
 lint: ## Check formatting and code style (dotnet format --verify-no-changes)

@@ -61,6 +61,7 @@ internal sealed partial class RaftClusterReconciler(
             // Deleted: owned objects go with it through their owner references.
             _tuningMemory.TryRemove(ObjectCache<RaftCluster>.KeyOf(@namespace, name), out _);
             _deletedPods.TryRemove(ObjectCache<RaftCluster>.KeyOf(@namespace, name), out _);
+            metrics.ForgetCluster(@namespace, name);
             return ReconcileResult.Done;
         }
 
@@ -173,6 +174,7 @@ internal sealed partial class RaftClusterReconciler(
         var tuningStatus = TuningPolicy.ToStatus(decision, raft.Measurements, cluster.Status?.Tuning?.LastChange, now);
         var status = StatusComputer.Compute(observed, step, names, cluster.Status, tuningStatus, now);
         await WriteStatusAsync(cluster, status, cancellationToken);
+        metrics.RecordStatus(ns, names.Name, status);
         return new ReconcileOutcome(step, status);
     }
 
@@ -228,6 +230,7 @@ internal sealed partial class RaftClusterReconciler(
                 await events.RecordAsync(cluster, "Normal", "Retuned",
                     $"{tuning.Why} (applied live on {applied} of {target.Endpoints.Count} member(s), recorded in {target.Names.TuningConfigMap})", cancellationToken);
                 metrics.Steps.WithLabels(step.GetType().Name).Inc();
+                metrics.TuningChanges.WithLabels(ns, cluster.Metadata.Name).Inc();
                 return;
             case Wait or WaitForCatchUp or Nothing:
                 return;
