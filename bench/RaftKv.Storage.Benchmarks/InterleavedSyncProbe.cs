@@ -36,7 +36,7 @@ internal static class InterleavedSyncProbe
                 offset += frame.Length;
 
                 t = Stopwatch.GetTimestamp();
-                wal.AppendAsync([Entry.Normal((ulong)i, 1, payload)], null).GetAwaiter().GetResult();
+                wal.Append([Entry.Normal((ulong)i, 1, payload)], null);
                 append.Add(Stopwatch.GetElapsedTime(t).TotalMicroseconds);
             }
         }

@@ -68,6 +68,36 @@ public sealed class WalTests
     }
 
     [Fact]
+    public async Task Append_writes_on_the_callers_thread_when_idle_and_keeps_order_with_queued_writes()
+    {
+        using var dir = new TempDir();
+        var syncThreads = new List<int>();
+        var options = new WalOptions { SyncObserver = _ => { lock (syncThreads) { syncThreads.Add(Environment.CurrentManagedThreadId); } } };
+        using (var wal = WriteAheadLog.Create(dir.Path, Me, options))
+        {
+            lock (syncThreads)
+            {
+                syncThreads.Clear(); // creating the first segment syncs too
+            }
+
+            wal.Append([E(1), E(2)], new HardState(1, 0, 0));
+            Assert.Equal([Environment.CurrentManagedThreadId], syncThreads);
+
+            // Queued and inline writes interleave in call order.
+            var queued = wal.AppendAsync([E(3)], null);
+            wal.Append([E(4)], null);
+            await queued;
+            await wal.AppendAsync([E(5)], new HardState(2, 0, 3));
+            wal.Append([E(6)], null);
+        }
+
+        var (w, c) = WriteAheadLog.Open(dir.Path, Me);
+        w.Dispose();
+        AssertEntries(c.Entries, 1, 6);
+        Assert.Equal(new HardState(2, 0, 3), c.HardState);
+    }
+
+    [Fact]
     public async Task Concurrent_appenders_share_syncs()
     {
         using var dir = new TempDir();

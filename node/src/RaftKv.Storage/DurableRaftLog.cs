@@ -83,15 +83,20 @@ public sealed class DurableRaftLog : IRaftLogStorage, IDisposable
         }
     }
 
-    /// <summary>Persists what a Ready carries (entries, then hard state) with one sync, then makes the entries visible.</summary>
-    public async Task SaveAsync(IReadOnlyList<Entry> entries, HardState? hardState, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Persists what a Ready carries (entries, then hard state) with one sync, then makes the entries visible. The member's
+    /// Ready loop is the one caller and waits for the sync anyway, so the write runs on its thread (<see cref="WriteAheadLog.Append"/>):
+    /// no hand-off to the WAL's writer thread and back on the path of every commit.
+    /// </summary>
+    public Task SaveAsync(IReadOnlyList<Entry> entries, HardState? hardState, CancellationToken cancellationToken = default)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         if (entries.Count == 0 && hardState is null)
         {
-            return;
+            return Task.CompletedTask;
         }
 
-        await _wal.AppendAsync(entries, hardState, cancellationToken).ConfigureAwait(false);
+        _wal.Append(entries, hardState);
         lock (_lock)
         {
             if (hardState is { } hs)
@@ -108,7 +113,7 @@ public sealed class DurableRaftLog : IRaftLogStorage, IDisposable
                     entries = [.. entries.Where(e => e.Index > _offsetIndex)];
                     if (entries.Count == 0)
                     {
-                        return;
+                        return Task.CompletedTask;
                     }
 
                     first = entries[0].Index;
@@ -124,6 +129,8 @@ public sealed class DurableRaftLog : IRaftLogStorage, IDisposable
                 _entries.AddRange(entries);
             }
         }
+
+        return Task.CompletedTask;
     }
 
     /// <summary>Installs a snapshot received from the leader: snap file, then WAL marker, then the in-memory log restarts after it.</summary>

@@ -54,9 +54,10 @@ public sealed partial class WriteAheadLog : IDisposable
     private readonly List<(ulong Sequence, ulong FirstIndex, string Name)> _segments;
     private readonly Thread _writer;
     private bool _stopping;
+    private bool _writing; // a batch is being written, by the writer thread or by a caller (at most one at a time)
     private Exception? _failure;
 
-    // Writer-thread state.
+    // Writer state: touched only by whoever holds the _writing turn.
     private IWalFile _current;
     private long _offset;
     private uint _lastCrc;
@@ -231,14 +232,23 @@ public sealed partial class WriteAheadLog : IDisposable
     public Task AppendAsync(IReadOnlyList<Entry> entries, HardState? hardState, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return Enqueue(new PendingWrite(entries, hardState, null));
+        return Enqueue(new PendingWrite(entries, hardState, null), inline: false);
     }
+
+    /// <summary>
+    /// <see cref="AppendAsync"/> for a single caller that waits anyway (a Raft member's Ready loop): when nothing else is being
+    /// written, the write and its sync run on the caller's thread, so a lone writer pays a pwrite and an fdatasync and no
+    /// thread hand-offs. Otherwise it joins the writer thread's next batch. Returns once the data is durable.
+    /// Do not call it while holding a lock that concurrent appenders need: they could not queue behind this sync.
+    /// </summary>
+    public void Append(IReadOnlyList<Entry> entries, HardState? hardState) =>
+        Enqueue(new PendingWrite(entries, hardState, null), inline: true).GetAwaiter().GetResult();
 
     /// <summary>Records that a snapshot at <paramref name="snapshot"/> exists (written after the snap file is durable).</summary>
     public Task SaveSnapshotAsync(WalSnapshot snapshot, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return Enqueue(new PendingWrite([], null, snapshot));
+        return Enqueue(new PendingWrite([], null, snapshot), inline: false);
     }
 
     /// <summary>
@@ -275,7 +285,11 @@ public sealed partial class WriteAheadLog : IDisposable
         }
     }
 
-    private Task Enqueue(PendingWrite write)
+    /// <summary>
+    /// Queues a write for the writer thread, whose next batch shares one sync among everything queued (group commit); or, when
+    /// <paramref name="inline"/> and nothing is being written or waits, writes it on the caller's thread.
+    /// </summary>
+    private Task Enqueue(PendingWrite write, bool inline)
     {
         lock (_queueLock)
         {
@@ -289,11 +303,22 @@ public sealed partial class WriteAheadLog : IDisposable
                 return Task.FromException(new ObjectDisposedException(nameof(WriteAheadLog)));
             }
 
-            _queue.Add(write);
-            if (_queue.Count == 1)
+            if (!inline || _writing || _queue.Count > 0)
             {
-                Monitor.Pulse(_queueLock);
+                _queue.Add(write);
+                Monitor.PulseAll(_queueLock);
+                return write.Completion.Task;
             }
+
+            _writing = true;
+        }
+
+        List<PendingWrite> batch = [write];
+        WriteAndComplete(batch);
+        lock (_queueLock)
+        {
+            _writing = false;
+            Monitor.PulseAll(_queueLock); // the writer thread takes what queued meanwhile; Dispose may be waiting
         }
 
         return write.Completion.Task;
@@ -306,12 +331,17 @@ public sealed partial class WriteAheadLog : IDisposable
         {
             lock (_queueLock)
             {
-                while (_queue.Count == 0 && !_stopping)
+                while ((_queue.Count == 0 || _writing) && !_stopping)
                 {
                     Monitor.Wait(_queueLock);
                 }
 
-                if (_queue.Count == 0)
+                while (_writing)
+                {
+                    Monitor.Wait(_queueLock); // stopping: let a caller's write finish before taking the rest
+                }
+
+                if (_queue.Count == 0 || _failure is not null)
                 {
                     return;
                 }
@@ -327,36 +357,55 @@ public sealed partial class WriteAheadLog : IDisposable
 
                 batch.AddRange(_queue.Take(take));
                 _queue.RemoveRange(0, take);
+                _writing = true;
             }
 
-            try
+            var ok = WriteAndComplete(batch);
+            lock (_queueLock)
             {
-                WriteBatch(batch);
-                foreach (var w in batch)
-                {
-                    w.Completion.TrySetResult();
-                }
+                _writing = false;
+                Monitor.PulseAll(_queueLock);
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+
+            if (!ok)
             {
-                LogWriteFailed(_logger, ex);
-                List<PendingWrite> rest;
-                lock (_queueLock)
-                {
-                    _failure = ex;
-                    rest = [.. _queue];
-                    _queue.Clear();
-                }
-
-                foreach (var w in batch.Concat(rest))
-                {
-                    w.Completion.TrySetException(new IOException("WAL write failed; the member must restart.", ex));
-                }
-
                 return;
             }
 
             batch.Clear();
+        }
+    }
+
+    /// <summary>Writes and syncs one batch and completes its writes; on failure fails them and everything queued, for good.</summary>
+    private bool WriteAndComplete(List<PendingWrite> batch)
+    {
+        try
+        {
+            WriteBatch(batch);
+            foreach (var w in batch)
+            {
+                w.Completion.TrySetResult();
+            }
+
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+        {
+            LogWriteFailed(_logger, ex);
+            List<PendingWrite> rest;
+            lock (_queueLock)
+            {
+                _failure = ex;
+                rest = [.. _queue];
+                _queue.Clear();
+            }
+
+            foreach (var w in batch.Concat(rest))
+            {
+                w.Completion.TrySetException(new IOException("WAL write failed; the member must restart.", ex));
+            }
+
+            return false;
         }
     }
 
@@ -634,6 +683,14 @@ public sealed partial class WriteAheadLog : IDisposable
         }
 
         _writer.Join();
+        lock (_queueLock)
+        {
+            while (_writing)
+            {
+                Monitor.Wait(_queueLock); // a caller's write in progress
+            }
+        }
+
         _current.Dispose();
     }
 
