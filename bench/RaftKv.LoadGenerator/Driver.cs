@@ -31,6 +31,22 @@ internal static class Driver
         ];
     }
 
+    /// <summary>Unmeasured requests of every kind before round 1 (the same for both systems).</summary>
+    public static IReadOnlyList<WorkloadSpec> WarmUp(bool quick)
+    {
+        var total = quick ? 1_000 : 3_000;
+        var seconds = TimeSpan.FromSeconds(quick ? 5 : 10);
+        return
+        [
+            new WorkloadSpec(WorkloadKind.Put) { Clients = 100, Conns = 10, Total = total, KeySpace = 100_000, MaxDuration = seconds },
+            new WorkloadSpec(WorkloadKind.Put) { Clients = 1, Conns = 1, Total = total / 10, KeySpace = 100_000, MaxDuration = seconds },
+            new WorkloadSpec(WorkloadKind.Range) { Clients = 100, Conns = 10, Total = total, KeySpace = 100, Linearizable = true, MaxDuration = seconds },
+            new WorkloadSpec(WorkloadKind.Range) { Clients = 100, Conns = 10, Total = total, KeySpace = 100, Linearizable = false, MaxDuration = seconds },
+            new WorkloadSpec(WorkloadKind.TxnPut) { Clients = 100, Conns = 10, Total = total, KeySpace = 100_000, MaxDuration = seconds },
+            new WorkloadSpec(WorkloadKind.Watch) { Clients = 10, Conns = 10, Total = total / 10, Watchers = 20, WatchStreams = 10, MaxDuration = seconds },
+        ];
+    }
+
     public static async Task<int> RunAsync(CompareOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -75,6 +91,16 @@ internal static class Driver
         await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken);
         report.IdleRss[Etcd] = etcd.ResidentBytes();
         report.IdleRss[Raftkv] = raftkv.ResidentBytes();
+
+        // Unmeasured warm-up of both: raftkv's JIT compiles its hot paths (tiered compilation) and both fill their caches.
+        foreach (var system in new[] { Etcd, Raftkv })
+        {
+            Console.WriteLine($"warming up {system} ...");
+            foreach (var spec in WarmUp(options.Quick))
+            {
+                await LoadRunner.RunAsync(system, spec with { Endpoints = clusters[system].Endpoints }, cancellationToken);
+            }
+        }
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         for (var round = 1; round <= options.Rounds; round++)

@@ -161,6 +161,8 @@ internal static class LoadRunner
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var streams = new List<AsyncDuplexStreamingCall<WatchRequest, WatchResponse>>();
         var readers = new List<Task<LatencyHistogram>>();
+        var received = new long[spec.WatchStreams];
+        var watchersOn = new int[spec.WatchStreams];
         long errors = 0;
         string? firstError = null;
         try
@@ -168,6 +170,7 @@ internal static class LoadRunner
             for (var s = 0; s < spec.WatchStreams; s++)
             {
                 var watchers = (spec.Watchers / spec.WatchStreams) + (s < spec.Watchers % spec.WatchStreams ? 1 : 0);
+                watchersOn[s] = watchers;
                 var call = new Watch.WatchClient(channels[s % channels.Length]).Watch(cancellationToken: stop.Token);
                 streams.Add(call);
                 for (var w = 0; w < watchers; w++)
@@ -179,12 +182,13 @@ internal static class LoadRunner
                     }
                 }
 
-                var expected = (long)watchers * spec.Total;
-                readers.Add(ReadEventsAsync(call, expected, sentAt, stop.Token));
+                var stream = s;
+                readers.Add(ReadEventsAsync(call, sentAt, n => Interlocked.Add(ref received[stream], n), stop.Token));
             }
 
             var value = new byte[Math.Max(8, spec.ValSize)];
             long issued = -1;
+            long written = 0;
             using var putStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             putStop.CancelAfter(spec.MaxDuration);
             var started = Stopwatch.GetTimestamp();
@@ -200,6 +204,7 @@ internal static class LoadRunner
                     try
                     {
                         await kv.PutAsync(new PutRequest { Key = key, Value = ByteString.CopyFrom(bytes) }, deadline: Deadline(), cancellationToken: cancellationToken);
+                        Interlocked.Increment(ref written);
                     }
                     catch (RpcException e) when (!cancellationToken.IsCancellationRequested)
                     {
@@ -211,16 +216,22 @@ internal static class LoadRunner
                 }
             }, CancellationToken.None)));
 
-            // Events still in flight get a grace period after the last put; then whatever arrived counts.
-            stop.CancelAfter(TimeSpan.FromSeconds(10));
-            var histograms = await Task.WhenAll(readers);
-            var elapsed = Stopwatch.GetElapsedTime(started);
-            var merged = Merge(histograms);
-            var expectedEvents = (long)spec.Watchers * Math.Min(spec.Total, Interlocked.Read(ref issued));
-            if (merged.Count < expectedEvents)
+            // Every watcher should see every written put; events still in flight get up to 10 s after the last put.
+            var puts = Interlocked.Read(ref written);
+            var expected = spec.Watchers * puts;
+            var grace = Stopwatch.GetTimestamp();
+            while (Enumerable.Range(0, received.Length).Any(s => Interlocked.Read(ref received[s]) < watchersOn[s] * puts) && Stopwatch.GetElapsedTime(grace) < TimeSpan.FromSeconds(10))
             {
-                errors += expectedEvents - merged.Count;
-                firstError ??= $"{expectedEvents - merged.Count} of {expectedEvents} events did not arrive within 10 s of the last put";
+                await Task.Delay(5, cancellationToken);
+            }
+
+            var elapsed = Stopwatch.GetElapsedTime(started);
+            await stop.CancelAsync();
+            var merged = Merge(await Task.WhenAll(readers));
+            if (merged.Count < expected)
+            {
+                errors += expected - merged.Count;
+                firstError ??= $"{expected - merged.Count} of {expected} events did not arrive within 10 s of the last put";
             }
 
             return new WorkloadResult(system, spec, merged.Count, errors, elapsed, merged, firstError);
@@ -235,15 +246,16 @@ internal static class LoadRunner
         }
     }
 
-    private static async Task<LatencyHistogram> ReadEventsAsync(AsyncDuplexStreamingCall<WatchRequest, WatchResponse> call, long expected, long[] sentAt, CancellationToken cancellationToken)
+    private static async Task<LatencyHistogram> ReadEventsAsync(AsyncDuplexStreamingCall<WatchRequest, WatchResponse> call, long[] sentAt, Action<long> onEvents, CancellationToken cancellationToken)
     {
         var histogram = new LatencyHistogram();
         try
         {
-            while (histogram.Count < expected && await call.ResponseStream.MoveNext(cancellationToken))
+            while (await call.ResponseStream.MoveNext(cancellationToken))
             {
                 var now = Stopwatch.GetTimestamp();
-                foreach (var ev in call.ResponseStream.Current.Events)
+                var events = call.ResponseStream.Current.Events;
+                foreach (var ev in events)
                 {
                     var seq = BinaryPrimitives.ReadInt64LittleEndian(ev.Kv.Value.Span);
                     if (seq >= 0 && seq < sentAt.Length)
@@ -251,6 +263,8 @@ internal static class LoadRunner
                         histogram.Record((long)Stopwatch.GetElapsedTime(Volatile.Read(ref sentAt[seq]), now).TotalMicroseconds);
                     }
                 }
+
+                onEvents(events.Count);
             }
         }
         catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled)

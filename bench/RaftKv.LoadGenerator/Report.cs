@@ -43,11 +43,15 @@ internal static class Report
         md.AppendLine("Both clusters run at the same time on this shared 2-core machine (other engineers build here too), started by the same");
         md.AppendLine("etcd command lines (default heartbeat 100 ms / election 1000 ms, data in a temp dir). Each workload runs against one");
         md.AppendLine("system and then the other, the order alternating from workload to workload and round to round, so both meet the same");
-        md.AppendLine("noise; compare rows of one round rather than absolute figures. The load generator (.NET, Grpc.Net.Client) shares the");
+        md.AppendLine("noise; compare rows of one round rather than absolute figures. Before round 1 both get an unmeasured warm-up of every");
+        md.AppendLine("request kind (raftkv's JIT compiles its hot paths). The load generator (.NET, Grpc.Net.Client) shares the");
         md.AppendLine("same two cores. Latency is per request from the client (watch: from starting a put to a watcher receiving its event).");
         md.AppendLine("RSS is the peak of the three members' summed VmRSS during the workload; CPU is the members' user+system time per");
         md.AppendLine("request; fsyncs and commits are the leader's `etcd_disk_wal_fsync_duration_seconds` and");
-        md.AppendLine("`etcd_disk_backend_commit_duration_seconds` counts over the workload.");
+        md.AppendLine("`etcd_disk_backend_commit_duration_seconds` counts (and mean durations) over the workload; entries per fsync is the");
+        md.AppendLine("leader's committed-index advance (`etcd_server_proposals_committed_total`) over its WAL fsyncs.");
+        md.AppendLine();
+        md.AppendLine("Where raftkv's time goes and what misses the targets: [loadgen-findings.md](loadgen-findings.md).");
         md.AppendLine();
 
         var checks = Targets(input.Results);
@@ -67,16 +71,17 @@ internal static class Report
 
         md.AppendLine("## Results");
         md.AppendLine();
-        md.AppendLine("| Workload | System | Round | Done | Errors | Throughput | p50 | p90 | p99 | max | RSS peak | CPU/req | Leader fsyncs (mean) | Proposals per fsync |");
-        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine("| Workload | System | Round | Done | Errors | Throughput | p50 | p90 | p99 | max | RSS peak | CPU/req | Leader WAL fsyncs (mean) | Entries per fsync | Leader backend commits (mean) |");
+        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in input.Results.OrderBy(r => Order(input.Results, r.Spec.Name)).ThenBy(r => r.Round).ThenBy(r => r.System, StringComparer.Ordinal))
         {
             var h = r.Latency;
             var m = r.LeaderMetrics;
             var fsyncs = m.WalFsyncs > 0 ? Inv($"{m.WalFsyncs:F0} ({m.WalFsyncSeconds / m.WalFsyncs * 1000:F2} ms)") : "0";
             var perFsync = m.WalFsyncs > 0 && m.ProposalsCommitted > 0 ? Inv($"{m.ProposalsCommitted / m.WalFsyncs:F1}") : "-";
+            var commits = m.BackendCommits > 0 ? Inv($"{m.BackendCommits:F0} ({m.BackendCommitSeconds / m.BackendCommits * 1000:F2} ms)") : "0";
             var cpu = r.Completed > 0 ? Inv($"{r.MemberCpuSeconds * 1e6 / r.Completed:F0} µs") : "-";
-            md.AppendLine(Inv($"| {r.Spec.Name} | {r.System} | {r.Round} | {r.Completed} | {r.Errors} | {r.Throughput:N0}/s | {Ms(h.Percentile(50))} | {Ms(h.Percentile(90))} | {Ms(h.Percentile(99))} | {Ms(h.Max)} | {MiB(r.PeakRssBytes)} | {cpu} | {fsyncs} | {perFsync} |"));
+            md.AppendLine(Inv($"| {r.Spec.Name} | {r.System} | {r.Round} | {r.Completed} | {r.Errors} | {r.Throughput:N0}/s | {Ms(h.Percentile(50))} | {Ms(h.Percentile(90))} | {Ms(h.Percentile(99))} | {Ms(h.Max)} | {MiB(r.PeakRssBytes)} | {cpu} | {fsyncs} | {perFsync} | {commits} |"));
         }
 
         md.AppendLine();
