@@ -10,6 +10,7 @@ namespace RaftKv.Storage.Tests;
 internal sealed class EtcdModel
 {
     private readonly SortedDictionary<string, List<(long Rev, KeyValue? Kv)>> _history = new(StringComparer.Ordinal);
+    private readonly SortedDictionary<long, long> _leases = [];
 
     public long Revision { get; private set; } = 1;
 
@@ -77,6 +78,8 @@ internal sealed class EtcdModel
                 DeleteRangeRequest d => Single(w => DeleteOp(w, d), d),
                 TxnRequest t => TxnTop(t),
                 CompactionRequest c => CompactOp(c),
+                LeaseGrantRequest g => GrantOp(g),
+                LeaseRevokeRequest r => RevokeOp(r),
                 _ => throw new ArgumentException("unknown request"),
             };
         }
@@ -91,6 +94,7 @@ internal sealed class EtcdModel
         if (request is PutRequest p)
         {
             CheckPut(p);
+            CheckLease(p.Lease);
         }
 
         if (request is DeleteRangeRequest { Key.Length: 0 })
@@ -125,6 +129,58 @@ internal sealed class EtcdModel
             throw new StoreException(StoreErrorCode.LeaseProvided);
         }
     }
+
+    private void CheckLease(long lease)
+    {
+        if (lease != 0 && !_leases.ContainsKey(lease))
+        {
+            throw new StoreException(StoreErrorCode.LeaseNotFound);
+        }
+    }
+
+    private LeaseGrantResponse GrantOp(LeaseGrantRequest g)
+    {
+        if (g.Id == 0)
+        {
+            throw new StoreException(StoreErrorCode.LeaseNotFound);
+        }
+
+        if (g.Ttl > MvccStore.MaxLeaseTtl)
+        {
+            throw new StoreException(StoreErrorCode.LeaseTtlTooLarge);
+        }
+
+        if (!_leases.TryAdd(g.Id, g.Ttl))
+        {
+            throw new StoreException(StoreErrorCode.LeaseExists);
+        }
+
+        return new LeaseGrantResponse(Revision, g.Id, g.Ttl);
+    }
+
+    /// <summary>A revoke deletes every live key whose current record names the lease, all in one revision, in key order.</summary>
+    private LeaseRevokeResponse RevokeOp(LeaseRevokeRequest r)
+    {
+        CheckLease(r.Id == 0 ? -1 : r.Id);
+        var w = new Write(Revision);
+        foreach (var kv in Live(B("\0"), [0], Revision).Where(kv => kv.Lease == r.Id))
+        {
+            Record(K(kv.Key), w.Begin + 1, null);
+            w.Changes++;
+        }
+
+        _leases.Remove(r.Id);
+        if (w.Changes > 0)
+        {
+            Revision++;
+        }
+
+        return new LeaseRevokeResponse(Revision);
+    }
+
+    /// <summary>Granted leases as "id:ttl[keys]", ordered by id, keys in key order.</summary>
+    public List<string> Leases() =>
+        [.. _leases.Select(l => $"{l.Key}:{l.Value}[{string.Join(",", Live(B("\0"), [0], Revision).Where(kv => kv.Lease == l.Key).Select(kv => K(kv.Key)))}]")];
 
     private RangeResponse RangeAt(RangeRequest r, long current, Write? _)
     {
@@ -424,6 +480,11 @@ internal sealed class EtcdModel
             if (op.Put is { } p && (p.IgnoreValue || p.IgnoreLease) && At(K(p.Key), Revision) is null)
             {
                 throw new StoreException(StoreErrorCode.KeyNotFound);
+            }
+
+            if (op.Put is { } put)
+            {
+                CheckLease(put.Lease);
             }
 
             if (op.Range is { } r && (r.Revision > Revision || r.Revision < CompactRevision))

@@ -54,6 +54,7 @@ public sealed class MvccPropertyTests
                     $"after:\n  {string.Join("\n  ", log)}\nstore answered {actual}");
                 Assert.True(model.Revision == store.CurrentRevision, $"revision: model {model.Revision}, store {store.CurrentRevision}\n  {string.Join("\n  ", log)}");
                 Assert.Equal(model.CompactRevision, store.CompactRevision);
+                AgreeOnLeases(model, store, log);
 
                 // Point reads of every key (the store's fast path and its cache of latest values).
                 foreach (var key in PointKeys)
@@ -79,6 +80,7 @@ public sealed class MvccPropertyTests
                 store = MvccStore.Open(dir.Sub("db"), options);
                 Assert.Equal(model.Revision, store.CurrentRevision);
                 Assert.Equal(model.CompactRevision, store.CompactRevision);
+                AgreeOnLeases(model, store, log);
 
                 // Point reads of every key (the store's fast path and its cache of latest values).
                 foreach (var key in PointKeys)
@@ -94,6 +96,14 @@ public sealed class MvccPropertyTests
         {
             store.Dispose();
         }
+    }
+
+    private static void AgreeOnLeases(EtcdModel model, MvccStore store, List<string> log)
+    {
+        var expected = string.Join(" ", model.Leases());
+        var actual = string.Join(" ", store.Leases().Select(l => store.GetLease(l.Id)!)
+            .Select(l => $"{l.Id}:{l.Ttl}[{string.Join(",", l.Keys.Select(k => System.Text.Encoding.Latin1.GetString(k)))}]"));
+        Assert.True(expected == actual, $"leases: model [{expected}] store [{actual}]\n  {string.Join("\n  ", log)}");
     }
 
     /// <summary>More sequences for long runs: RAFTKV_PROPERTY_ITERATIONS=5000 dotnet test ...</summary>

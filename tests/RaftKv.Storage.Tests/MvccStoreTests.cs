@@ -67,6 +67,8 @@ public sealed class MvccStoreTests : IDisposable
     public void Put_keeps_value_or_lease_when_asked_and_returns_the_previous_pair()
     {
         using var store = Open();
+        store.GrantLease(7, 60);
+        store.GrantLease(9, 60);
         store.Put(Put("a", "v1", lease: 7));
         var r = store.Put(new PutRequest { Key = B("a"), Value = B("v2"), IgnoreLease = true, PrevKv = true });
         Assert.Equal("v1", S(r.PrevKv!.Value));
@@ -113,6 +115,7 @@ public sealed class MvccStoreTests : IDisposable
     {
         using var store = Open();
         store.Put(Put("a", "x"));
+        store.GrantLease(3, 60);
         store.Put(Put("b", "y", lease: 3));
         bool If(Compare c) => store.Txn(new TxnRequest { Compare = [c] }).Succeeded;
 

@@ -25,15 +25,19 @@ internal static class OpGen
     public static object Decode(int seed, long currentRevision)
     {
         var r = new Random(seed);
-        return r.Next(20) switch
+        return r.Next(23) switch
         {
             < 7 => Put(r),
             < 10 => Delete(r),
             < 14 => Range(r, currentRevision),
             < 19 => Txn(r, currentRevision, depth: 0),
-            _ => new CompactionRequest(r.NextInt64(0, currentRevision + 2)),
+            19 => new CompactionRequest(r.NextInt64(0, currentRevision + 2)),
+            20 or 21 => new LeaseGrantRequest(r.Next(8) == 0 ? 0 : LeaseId(r), r.Next(8) == 0 ? MvccStore.MaxLeaseTtl + 1 : r.Next(1, 100)),
+            _ => new LeaseRevokeRequest(r.Next(8) == 0 ? 9 : LeaseId(r)),
         };
     }
+
+    private static long LeaseId(Random r) => r.Next(2) == 0 ? 7 : 8;
 
     private static PutRequest Put(Random r)
     {
@@ -43,7 +47,7 @@ internal static class OpGen
         {
             Key = Key(r),
             Value = ignoreValue && r.Next(4) != 0 ? [] : B("v" + r.Next(4).ToString(CultureInfo.InvariantCulture)),
-            Lease = ignoreLease && r.Next(4) != 0 ? 0 : r.Next(3) == 0 ? 7 : 0,
+            Lease = ignoreLease && r.Next(4) != 0 ? 0 : r.Next(3) == 0 ? LeaseId(r) : 0,
             PrevKv = r.Next(2) == 0,
             IgnoreValue = ignoreValue,
             IgnoreLease = ignoreLease,
@@ -126,6 +130,8 @@ internal static class OpGen
         RangeRequest q => $"Range({KeyValue.Show(q.Key)}..{KeyValue.Show(q.RangeEnd)} limit={q.Limit} rev={q.Revision} sort={q.SortOrder}/{q.SortTarget} keysOnly={q.KeysOnly} countOnly={q.CountOnly} mod=[{q.MinModRevision},{q.MaxModRevision}] create=[{q.MinCreateRevision},{q.MaxCreateRevision}])",
         TxnRequest t => $"Txn(if [{string.Join(", ", t.Compare.Select(c => $"{c.Target}({KeyValue.Show(c.Key)}..{KeyValue.Show(c.RangeEnd)}) {c.Result} v={c.Version} c={c.CreateRevision} m={c.ModRevision} val={KeyValue.Show(c.Value)} l={c.Lease}"))}] then [{string.Join(", ", t.Success.Select(DescribeOp))}] else [{string.Join(", ", t.Failure.Select(DescribeOp))}])",
         CompactionRequest c => $"Compact({c.Revision})",
+        LeaseGrantRequest g => $"Grant({g.Id}, ttl {g.Ttl})",
+        LeaseRevokeRequest v => $"Revoke({v.Id})",
         _ => o.ToString() ?? "?",
     };
 

@@ -23,6 +23,14 @@ public sealed partial class DifferentialTests
         ["compact", "4"], ["get", "a", "--rev=3"], ["get", "a", "--rev=99"], ["del", "", "--prefix"], ["get", "", "--prefix"],
         ["put", "", "empty"], ["get", ""], ["del", "nothing"],
         ["member", "list"], ["endpoint", "hashkv", "-w", "fields"],
+
+        // Leases last: lease ids differ between servers and are stored in the KeyValues that hashkv hashes. {L1} is the id the
+        // first grant printed. Only one key is attached when timetolive lists keys (etcd lists them in map order).
+        ["lease", "grant", "60"], ["put", "lk1", "v", "--lease={L1}"], ["lease", "timetolive", "{L1}", "--keys"], ["lease", "list"],
+        ["lease", "keep-alive", "--once", "{L1}"], ["put", "lk2", "v", "--lease={L1}"], ["put", "lk3", "v", "--lease={L1}"], ["put", "lk3", "w"],
+        ["get", "lk", "--prefix"], ["lease", "revoke", "{L1}"], ["get", "lk", "--prefix"], ["lease", "timetolive", "{L1}"],
+        ["lease", "keep-alive", "--once", "{L1}"], ["lease", "revoke", "{L1}"], ["put", "lk4", "v", "--lease=1234abcd"],
+        ["lease", "grant", "9000000001"], ["lease", "list"], ["lease", "grant", "1"],
     ];
 
     [Fact]
@@ -44,6 +52,17 @@ public sealed partial class DifferentialTests
         }
 
         Assert.Equal(etcdOutput, raftkvOutput);
+
+        // Both sides failing alike would also agree: the lease part must really have worked.
+        foreach (var line in new[]
+        {
+            "lease LEASE1 granted with TTL(60s)", "lease LEASE1 granted with TTL(60s), remaining(Ns), attached keys([lk1])", "found 1 leases",
+            "lease LEASE1 keepalived with TTL(60)", "lease LEASE1 revoked", "lease LEASE1 already expired", "etcdserver: requested lease not found",
+            "etcdserver: too large lease TTL", "lease LEASE2 granted with TTL(2s)",
+        })
+        {
+            Assert.True(raftkvOutput.Contains(line, StringComparison.Ordinal), $"'{line}' not in the output:\n{raftkvOutput}");
+        }
     }
 
     private static async Task<string> RunAgainstEtcdAsync()
@@ -95,11 +114,15 @@ public sealed partial class DifferentialTests
     private static async Task<string> RunSessionAsync(string endpoint)
     {
         var output = new StringBuilder();
+        var leases = new List<string>();
         foreach (var command in Session)
         {
             var input = command[^1].StartsWith('<') ? command[^1][1..] : "";
-            var args = input.Length > 0 ? command[..^1] : command;
+            var args = (input.Length > 0 ? command[..^1] : command)
+                .Select(a => LeasePlaceholder().Replace(a, m => leases[int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) - 1]))
+                .ToArray();
             var (code, stdout, stderr) = await Etcdctl.RunWithInputAsync(endpoint, input, args);
+            leases.AddRange(LeaseGranted().Matches(stdout).Select(m => m.Groups[1].Value));
             output.Append("$ etcdctl ").AppendJoin(' ', args).Append('\n').Append(stdout);
             if (code != 0)
             {
@@ -119,9 +142,27 @@ public sealed partial class DifferentialTests
         }
 
         output = Port().Replace(output, "127.0.0.1:PORT");
+
+        // Lease ids become LEASE1, LEASE2... in the order they were granted; remaining seconds depend on timing.
+        var granted = LeaseGranted().Matches(output).Select(m => m.Groups[1].Value).Distinct().ToList();
+        for (var i = 0; i < granted.Count; i++)
+        {
+            output = output.Replace(granted[i], $"LEASE{i + 1}", StringComparison.Ordinal);
+        }
+
+        output = Remaining().Replace(output, "remaining(Ns)");
         output = HeaderIds().Replace(output, "\"${name}\" : X");
         return output;
     }
+
+    [GeneratedRegex(@"lease ([0-9a-f]{16}) granted")]
+    private static partial Regex LeaseGranted();
+
+    [GeneratedRegex(@"\{L(\d+)\}")]
+    private static partial Regex LeasePlaceholder();
+
+    [GeneratedRegex(@"remaining\(\d+s\)")]
+    private static partial Regex Remaining();
 
     [GeneratedRegex(@"127\.0\.0\.1:\d+")]
     private static partial Regex Port();

@@ -68,6 +68,18 @@ public sealed class PythonEtcd3Tests
             raise AssertionError('read below the compaction must fail')
         except Exception as e:
             assert 'required revision has been compacted' in str(e), e
+
+        # lease expiry (kube-apiserver's events and masterleases): the attached key is deleted with a DELETE event
+        lease = c.lease(1)
+        assert lease.ttl == 2, ('a TTL below the minimum is raised to it', lease.ttl)
+        c.put('/registry/events/e1', 'x', lease=lease)
+        _, meta = c.get('/registry/events/e1')
+        assert meta.lease_id == lease.id, meta.lease_id
+        assert list(lease.keys) == [b'/registry/events/e1'], lease.keys
+        ev = c.watch_once('/registry/events/e1', timeout=20, start_revision=meta.mod_revision + 1)
+        assert type(ev).__name__ == 'DeleteEvent', ev
+        assert c.get('/registry/events/e1') == (None, None)
+        assert lease.remaining_ttl == -1, lease.remaining_ttl
         print('OK')
         """;
 
@@ -85,7 +97,17 @@ public sealed class PythonEtcd3Tests
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
 
         Assert.True(process.ExitCode == 0 && (await stdout).Trim() == "OK", $"exit {process.ExitCode}\nstdout: {await stdout}\nstderr: {await stderr}");
     }

@@ -25,6 +25,9 @@ internal sealed class KvStateMachine : IRequestApplier, IDisposable
 
     public MvccStore Store { get; }
 
+    /// <summary>Lease counters (etcd_debugging_lease_*), counted as grants and revokes are applied.</summary>
+    public Leases.LeaseMetrics? LeaseMetrics { get; set; }
+
     /// <summary>Raised on the apply path with the events of each committed batch, in revision order.</summary>
     public event Action<IReadOnlyList<StoreEvent>>? Applied;
 
@@ -45,6 +48,7 @@ internal sealed class KvStateMachine : IRequestApplier, IDisposable
         {
             var r = results[i];
             answers[i] = r.Skipped ? null : r.Error is { } error ? StoreMapping.ToRpc(error) : r.Response;
+            LeaseMetrics?.Applied(r.Response);
             if (r.Events.Count > 0)
             {
                 (events ??= []).AddRange(r.Events);
@@ -65,6 +69,8 @@ internal sealed class KvStateMachine : IRequestApplier, IDisposable
         InternalRequest.RequestOneofCase.DeleteRange => StoreMapping.ToStore(request.DeleteRange),
         InternalRequest.RequestOneofCase.Txn => StoreMapping.ToStore(request.Txn),
         InternalRequest.RequestOneofCase.Compaction => new CompactionRequest(request.Compaction.Revision, request.Compaction.Physical),
+        InternalRequest.RequestOneofCase.LeaseGrant => new LeaseGrantRequest(request.LeaseGrant.ID, request.LeaseGrant.TTL),
+        InternalRequest.RequestOneofCase.LeaseRevoke => new LeaseRevokeRequest(request.LeaseRevoke.ID),
         InternalRequest.RequestOneofCase.Alarm when request.Alarm.Alarm == RaftKv.Protocol.Etcd.AlarmType.Nospace =>
             request.Alarm.Action == RaftKv.Protocol.Etcd.AlarmRequest.Types.AlarmAction.Deactivate ? AlarmAction.Deactivate : AlarmAction.Activate,
         _ => null,

@@ -144,6 +144,9 @@ internal static class StoreMapping
         S.StoreErrorCode.TooManyOps => EtcdErrors.TooManyOps,
         S.StoreErrorCode.DuplicateKey => EtcdErrors.DuplicateKey,
         S.StoreErrorCode.NoSpace => EtcdErrors.NoSpace,
+        S.StoreErrorCode.LeaseNotFound => EtcdErrors.LeaseNotFound,
+        S.StoreErrorCode.LeaseExists => EtcdErrors.LeaseExists,
+        S.StoreErrorCode.LeaseTtlTooLarge => EtcdErrors.LeaseTtlTooLarge,
         _ => new RpcException(new Status(StatusCode.Unknown, e.GrpcMessage)),
     };
 }

@@ -12,6 +12,7 @@ using RaftKv.Server.Api;
 using RaftKv.Server.Cluster;
 using RaftKv.Server.Configuration;
 using RaftKv.Server.Kv;
+using RaftKv.Server.Leases;
 using RaftKv.Server.Observability;
 using RaftKv.Server.Peers;
 using RaftKv.Storage.Mvcc;
@@ -45,12 +46,14 @@ internal sealed partial class MemberHost : IAsyncDisposable
     private readonly ILogger _logger;
 
     private readonly KvStateMachine _kv;
+    private readonly LeaseKeeper _leases;
 
-    private MemberHost(WebApplication app, RaftMember member, KvStateMachine kv, CancellationTokenSource stopping, ILogger logger)
+    private MemberHost(WebApplication app, RaftMember member, KvStateMachine kv, LeaseKeeper leases, CancellationTokenSource stopping, ILogger logger)
     {
         _app = app;
         Member = member;
         _kv = kv;
+        _leases = leases;
         _stopping = stopping;
         _logger = logger;
     }
@@ -159,17 +162,20 @@ internal sealed partial class MemberHost : IAsyncDisposable
             },
             log, membership, metrics, faults, options.Time, loggers);
         member.SetApplier(kv);
+        kv.LeaseMetrics = new LeaseMetrics(metrics.Registry);
+        var leases = new LeaseKeeper(member, kv.Store, new Lessor(options.Time), options.Time, loggers.CreateLogger("raftkv.lease"));
 
         var stopping = new CancellationTokenSource();
         WebApplication? app = null;
         try
         {
-            app = BuildApp(config, member, kv, metrics, walFsync, memberDir, options, loggers, stopping.Token);
+            app = BuildApp(config, member, kv, leases.Lessor, metrics, walFsync, memberDir, options, loggers, stopping.Token);
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e)
         {
             // Nothing may outlive a failed start: the store's environment must be closed, not left to a finalizer.
+            await leases.DisposeAsync().ConfigureAwait(false);
             await member.DisposeAsync().ConfigureAwait(false);
             kv.Dispose();
             if (app is not null)
@@ -187,7 +193,8 @@ internal sealed partial class MemberHost : IAsyncDisposable
         }
 
         member.Start();
-        var host = new MemberHost(app, member, kv, stopping, logger);
+        leases.Start();
+        var host = new MemberHost(app, member, kv, leases, stopping, logger);
         _ = host.PublishAttributesAsync(config);
         LogServing(logger, config.Name, memberId, clusterId, config.ListenClientUrls);
         return host;
@@ -216,7 +223,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
             "; start with --initial-cluster-state=existing only when the other members are running");
     }
 
-    private static WebApplication BuildApp(MemberConfig config, RaftMember member, KvStateMachine kv, NodeMetrics metrics, LatencyWindow walFsync,
+    private static WebApplication BuildApp(MemberConfig config, RaftMember member, KvStateMachine kv, Lessor lessor, NodeMetrics metrics, LatencyWindow walFsync,
         string memberDir, MemberHostOptions options, ILoggerFactory loggers, CancellationToken stopping)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -250,6 +257,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         var watchHub = new WatchHub();
         kv.Applied += _ => watchHub.Notify();
         builder.Services.AddSingleton(new WatchService(kv, watchHub, headers, options.Time));
+        builder.Services.AddSingleton(_ => new LeaseService(member, kv, lessor, headers, kv.LeaseMetrics!, options.Time)); // disposed with the app (its channels to the leader)
         builder.Services.AddSingleton(new PeerService(member, metrics, stopping));
         builder.Services.AddSingleton(new ClusterService(member, headers, options.Time));
         builder.Services.AddSingleton(new MaintenanceService(member, kv, headers, config.EffectiveQuotaBackendBytes));
@@ -273,6 +281,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         app.MapGrpcService<PeerService>();
         app.MapGrpcService<KvService>();
         app.MapGrpcService<WatchService>();
+        app.MapGrpcService<LeaseService>();
         app.MapGrpcService<ClusterService>();
         app.MapGrpcService<MaintenanceService>();
         app.MapGrpcService<AdminService>();
@@ -349,6 +358,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
+        await _leases.DisposeAsync().ConfigureAwait(false);
         await Member.DisposeAsync().ConfigureAwait(false);
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);

@@ -29,6 +29,15 @@ public enum StoreErrorCode
 
     /// <summary>rpctypes ErrGRPCNoSpace (gRPC ResourceExhausted).</summary>
     NoSpace,
+
+    /// <summary>rpctypes ErrGRPCLeaseNotFound (gRPC NotFound).</summary>
+    LeaseNotFound,
+
+    /// <summary>rpctypes ErrGRPCLeaseExist (gRPC FailedPrecondition).</summary>
+    LeaseExists,
+
+    /// <summary>rpctypes ErrGRPCLeaseTTLTooLarge (gRPC OutOfRange).</summary>
+    LeaseTtlTooLarge,
 }
 
 /// <summary>An etcd request error, with etcd's exact texts (clients match on them).</summary>
@@ -79,6 +88,9 @@ public sealed class StoreException : Exception
         StoreErrorCode.TooManyOps => "etcdserver: too many operations in txn request",
         StoreErrorCode.DuplicateKey => "etcdserver: duplicate key given in txn request",
         StoreErrorCode.NoSpace => "etcdserver: mvcc: database space exceeded",
+        StoreErrorCode.LeaseNotFound => "etcdserver: requested lease not found",
+        StoreErrorCode.LeaseExists => "etcdserver: lease already exists",
+        StoreErrorCode.LeaseTtlTooLarge => "etcdserver: too large lease TTL",
         _ => code.ToString(),
     };
 }

@@ -164,6 +164,7 @@ public sealed partial class MvccStore : IDisposable
         {
             _keyDb = tx.OpenDatabase("key", new DatabaseConfiguration { Flags = DatabaseOpenFlags.Create });
             _metaDb = tx.OpenDatabase("meta", new DatabaseConfiguration { Flags = DatabaseOpenFlags.Create });
+            _leaseDb = tx.OpenDatabase("lease", new DatabaseConfiguration { Flags = DatabaseOpenFlags.Create });
             tx.Commit().ThrowOnError();
         }
 
@@ -175,6 +176,7 @@ public sealed partial class MvccStore : IDisposable
     {
         var started = Stopwatch.GetTimestamp();
         var index = new TreeIndex();
+        var keyLeases = new Dictionary<byte[], long>(ByteKeyComparer.Instance);
         _cachedBytes = 0;
         long current = 1;
         using var tx = _env.BeginTransaction(TransactionBeginFlags.ReadOnly);
@@ -215,6 +217,15 @@ public sealed partial class MvccStore : IDisposable
                     SetLatest(ki, tomb ? null : kv);
                 }
 
+                if (!tomb && kv.Lease != 0)
+                {
+                    keyLeases[kv.Key] = kv.Lease;
+                }
+                else
+                {
+                    keyLeases.Remove(kv.Key);
+                }
+
                 current = Math.Max(current, rev.Main);
                 (rc, k, v) = cursor.Next();
             }
@@ -224,6 +235,7 @@ public sealed partial class MvccStore : IDisposable
         var ci = ReadU64Meta(tx, ConsistentIndexKey);
         var term = ReadU64Meta(tx, TermKey);
         var alarm = tx.Get(_metaDb, NoSpaceAlarmKey).resultCode == MDBResultCode.Success;
+        RebuildLeases(tx, keyLeases);
         tx.Abort();
         _index = index;
         if (scheduled > compact)
@@ -428,7 +440,7 @@ public sealed partial class MvccStore : IDisposable
         return Read(view =>
         {
             var crc = 0u;
-            foreach (var (name, db) in new[] { ("key", _keyDb), ("meta", _metaDb) })
+            foreach (var (name, db) in new[] { ("key", _keyDb), ("lease", _leaseDb), ("meta", _metaDb) })
             {
                 crc = Crc32C.Append(crc, System.Text.Encoding.ASCII.GetBytes(name));
                 using var cursor = view.Tx.CreateCursor(db);
@@ -541,7 +553,7 @@ public sealed partial class MvccStore : IDisposable
     /// <summary>
     /// Applies committed entries in one LMDB transaction with the consistent index: entries at or below the stored consistent
     /// index are skipped (applying twice changes nothing). Request errors are results, not exceptions. Requests: <see cref="PutRequest"/>,
-    /// <see cref="DeleteRangeRequest"/>, <see cref="TxnRequest"/>, <see cref="CompactionRequest"/>, <see cref="AlarmAction"/>, or null.
+    /// <see cref="DeleteRangeRequest"/>, <see cref="TxnRequest"/>, <see cref="CompactionRequest"/>, <see cref="AlarmAction"/>, <see cref="LeaseGrantRequest"/>, <see cref="LeaseRevokeRequest"/>, or null.
     /// </summary>
     public IReadOnlyList<ApplyResult> Apply(IReadOnlyList<ApplyCommand> commands) => ApplyInternal(commands, advanceIndex: true);
 
@@ -569,6 +581,7 @@ public sealed partial class MvccStore : IDisposable
             var state = _state;
             var tx = _env.BeginTransaction();
             var undo = new List<KeyIndex>();
+            _leaseUndo.Clear();
             var committed = false;
             _lock.EnterWriteLock();
             try
@@ -588,6 +601,7 @@ public sealed partial class MvccStore : IDisposable
 
                     var ctx = new WriteContext(this, tx, current, compact, undo);
                     var undoMark = undo.Count;
+                    var leaseMark = _leaseUndo.Count;
                     object? response = null;
                     StoreException? error = null;
                     try
@@ -598,6 +612,7 @@ public sealed partial class MvccStore : IDisposable
                     {
                         error = ex;
                         ctx.Rollback(undoMark);
+                        UndoLeases(leaseMark);
                     }
 
                     if (error is null && ctx.Changes > 0)
@@ -647,6 +662,8 @@ public sealed partial class MvccStore : IDisposable
                         {
                             UndoLast(undo[i]);
                         }
+
+                        UndoLeases(0);
                     }
                     finally
                     {
@@ -713,6 +730,7 @@ public sealed partial class MvccStore : IDisposable
                 }
 
                 TxnLogic.ValidatePut(put);
+                EnsureLeaseExists(put.Lease); // a single put checks the lease before the key (etcd's applier Put)
                 return TxnLogic.ExecutePut(ctx, put, checkExists: true);
             case DeleteRangeRequest del:
                 if (del.Key.Length == 0)
@@ -729,6 +747,15 @@ public sealed partial class MvccStore : IDisposable
                 }
 
                 return TxnLogic.Execute(ctx, txn);
+            case LeaseGrantRequest grant:
+                if (alarm)
+                {
+                    throw new StoreException(StoreErrorCode.NoSpace);
+                }
+
+                return ApplyGrant(ctx, grant);
+            case LeaseRevokeRequest revoke:
+                return ApplyRevoke(ctx, revoke);
             case CompactionRequest c:
                 if (c.Revision <= compact)
                 {

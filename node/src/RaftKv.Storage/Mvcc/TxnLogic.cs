@@ -212,7 +212,10 @@ internal static class TxnLogic
         };
     }
 
-    /// <summary>etcd's checkRequests over the chosen path: puts that keep value or lease need the key; ranges need a readable revision.</summary>
+    /// <summary>
+    /// etcd's checkRequests over the chosen path, op by op: puts that keep value or lease need the key, a put naming a lease needs
+    /// the lease; ranges need a readable revision.
+    /// </summary>
     private static int CheckRequests(MvccStore.View view, TxnRequest txn, List<bool> path, int at)
     {
         var ops = path[at] ? txn.Success : txn.Failure;
@@ -222,6 +225,11 @@ internal static class TxnLogic
             if (op.Put is { IgnoreValue: true } or { IgnoreLease: true } && view.Get(op.Put!.Key, view.ReadRevision) is null)
             {
                 throw new StoreException(StoreErrorCode.KeyNotFound);
+            }
+
+            if (op.Put is { } put)
+            {
+                view.Store.EnsureLeaseExists(put.Lease);
             }
 
             if (op.Range is { } r)

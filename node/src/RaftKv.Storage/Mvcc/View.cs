@@ -247,6 +247,7 @@ public sealed partial class MvccStore
             ki ??= Store._index.GetOrAdd(key);
             ki.Put(idxRev);
             Store.SetLatest(ki, kv);
+            Store.SetKeyLease(key, lease);
             UndoLog!.Add(ki);
             Changes++;
             Events.Add(new StoreEvent(false, kv));
@@ -287,6 +288,7 @@ public sealed partial class MvccStore
             var ki = Store._index.Find(key)!;
             ki.Tombstone(idxRev);
             Store.SetLatest(ki, null);
+            Store.SetKeyLease(key, 0);
             UndoLog!.Add(ki);
             Changes++;
             Events.Add(new StoreEvent(true, tombstone with { ModRevision = idxRev.Main }));
