@@ -38,6 +38,39 @@ public sealed class DurableRaftLogTests
     }
 
     [Fact]
+    public async Task Only_entries_term_and_vote_wait_for_an_fdatasync_a_commit_index_alone_is_written_without_one()
+    {
+        using var dir = new TempDir();
+        var syncs = 0;
+        var options = new WalOptions { SyncObserver = _ => Interlocked.Increment(ref syncs) };
+        var seen = new List<(string Save, int Syncs)>();
+        using (var log = DurableRaftLog.Open(dir.Path, Me, options))
+        {
+            async Task Save(string what, IReadOnlyList<Entry> entries, HardState hs)
+            {
+                var before = Volatile.Read(ref syncs);
+                await log.SaveAsync(entries, hs);
+                seen.Add((what, Volatile.Read(ref syncs) - before));
+            }
+
+            await Save("entries", [E(1, 1)], new HardState(1, 1, 0));
+            await Save("commit only", [], new HardState(1, 1, 1));
+            await Save("term", [], new HardState(2, 0, 1));
+            await Save("vote", [], new HardState(2, 3, 1));
+            await Save("entries and commit", [E(2, 2)], new HardState(2, 3, 2));
+            await Save("commit only again", [], new HardState(2, 3, 2));
+        }
+
+        Assert.True(
+            seen.SequenceEqual([("entries", 1), ("commit only", 0), ("term", 1), ("vote", 1), ("entries and commit", 1), ("commit only again", 0)]),
+            "syncs per save: " + string.Join(", ", seen));
+        using (var log = DurableRaftLog.Open(dir.Path, Me))
+        {
+            Assert.Equal(new HardState(2, 3, 2), log.InitialState().HardState); // the unsynced record was still written
+        }
+    }
+
+    [Fact]
     public async Task A_snapshot_compacts_the_log_and_restart_starts_from_it()
     {
         using var dir = new TempDir();

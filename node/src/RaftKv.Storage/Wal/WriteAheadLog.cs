@@ -232,7 +232,7 @@ public sealed partial class WriteAheadLog : IDisposable
     public Task AppendAsync(IReadOnlyList<Entry> entries, HardState? hardState, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return Enqueue(new PendingWrite(entries, hardState, null), inline: false);
+        return Enqueue(new PendingWrite(entries, hardState, null, sync: true), inline: false);
     }
 
     /// <summary>
@@ -241,14 +241,21 @@ public sealed partial class WriteAheadLog : IDisposable
     /// thread hand-offs. Otherwise it joins the writer thread's next batch. Returns once the data is durable.
     /// Do not call it while holding a lock that concurrent appenders need: they could not queue behind this sync.
     /// </summary>
-    public void Append(IReadOnlyList<Entry> entries, HardState? hardState) =>
-        Enqueue(new PendingWrite(entries, hardState, null), inline: true).GetAwaiter().GetResult();
+    /// <param name="entries">Entries to persist, as for <see cref="AppendAsync"/>.</param>
+    /// <param name="hardState">Hard state to record after them, if any.</param>
+    /// <param name="sync">
+    /// False only when losing this write in a crash is harmless: a hard state whose only change is the commit index (Raft
+    /// re-learns commit from the leader, as etcd's raft.MustSync says). It is still written, and made durable by the next
+    /// synced write; the call then returns after the write instead of after an fdatasync.
+    /// </param>
+    public void Append(IReadOnlyList<Entry> entries, HardState? hardState, bool sync = true) =>
+        Enqueue(new PendingWrite(entries, hardState, null, sync), inline: true).GetAwaiter().GetResult();
 
     /// <summary>Records that a snapshot at <paramref name="snapshot"/> exists (written after the snap file is durable).</summary>
     public Task SaveSnapshotAsync(WalSnapshot snapshot, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return Enqueue(new PendingWrite([], null, snapshot), inline: false);
+        return Enqueue(new PendingWrite([], null, snapshot, sync: true), inline: false);
     }
 
     /// <summary>
@@ -459,7 +466,11 @@ public sealed partial class WriteAheadLog : IDisposable
         if (at > 0)
         {
             _current.Write(_offset, span[..at]);
-            Sync(_current);
+            if (batch.Exists(w => w.NeedsSync))
+            {
+                Sync(_current);
+            }
+
             _offset += at;
             _lastCrc = crc;
             _lastIndex = lastIndex;
@@ -788,8 +799,11 @@ public sealed partial class WriteAheadLog : IDisposable
         }
     }
 
-    private sealed class PendingWrite(IReadOnlyList<Entry> entries, HardState? hardState, WalSnapshot? snapshot)
+    private sealed class PendingWrite(IReadOnlyList<Entry> entries, HardState? hardState, WalSnapshot? snapshot, bool sync)
     {
+        /// <summary>The caller waits for durability (an fdatasync after the write), not only for the write.</summary>
+        public bool NeedsSync { get; } = sync;
+
         public IReadOnlyList<Entry> Entries { get; } = entries;
 
         public HardState? HardState { get; } = hardState;
