@@ -202,6 +202,39 @@ public sealed class ThreeMemberClusterTests
 
         await cluster.WaitForLeaderAsync();
     }
+
+    [Fact]
+    public async Task Disk_fault_hook_slows_every_log_save_until_cleared()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        await Etcdctl.OkAsync(cluster.Endpoint(leader), "put", "warm", "up");
+        var channels = Enumerable.Range(0, 3).Select(i => GrpcChannel.ForAddress($"http://{cluster.Endpoint(i)}")).ToList();
+        try
+        {
+            foreach (var channel in channels)
+            {
+                await new Admin.AdminClient(channel).SetDiskFaultAsync(new DiskFaultRequest { FsyncDelayMs = 600 });
+            }
+
+            // A put commits only once a majority saved it; every save now waits 600 ms, so no put can be faster.
+            var slow = System.Diagnostics.Stopwatch.StartNew();
+            await Etcdctl.OkAsync(cluster.Endpoint(leader), "put", "slow", "disk");
+            Assert.True(slow.Elapsed >= TimeSpan.FromMilliseconds(600), $"put with a 600 ms disk delay took only {slow.Elapsed}");
+
+            foreach (var channel in channels)
+            {
+                await new Admin.AdminClient(channel).SetDiskFaultAsync(new DiskFaultRequest { FsyncDelayMs = 0 });
+            }
+
+            await cluster.WaitForLeaderAsync();
+            Assert.Equal("slow\ndisk\n", await Etcdctl.OkAsync(cluster.Endpoints, "get", "slow"));
+        }
+        finally
+        {
+            channels.ForEach(c => c.Dispose());
+        }
+    }
 }
 
 /// <summary>Growing a cluster the way etcd documents it: add as learner, start the member, promote once it caught up.</summary>

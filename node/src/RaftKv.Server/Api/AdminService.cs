@@ -6,18 +6,20 @@ using RaftKv.Server.Peers;
 
 namespace RaftKv.Server.Api;
 
-/// <summary>raftkv's own admin service for the operator: measurements, live timing, and (test builds of a run only) peer faults.</summary>
+/// <summary>raftkv's own admin service for the operator: measurements, live timing, and (test builds of a run only) peer and disk faults.</summary>
 internal sealed class AdminService : Admin.AdminBase
 {
     private readonly RaftMember _member;
     private readonly LatencyWindow _walFsync;
+    private readonly DiskFaults _diskFaults;
     private readonly string? _memberDir;
     private readonly bool _testHooksEnabled;
 
-    public AdminService(RaftMember member, LatencyWindow walFsync, string? memberDir, bool testHooksEnabled)
+    public AdminService(RaftMember member, LatencyWindow walFsync, DiskFaults diskFaults, string? memberDir, bool testHooksEnabled)
     {
         _member = member;
         _walFsync = walFsync;
+        _diskFaults = diskFaults;
         _memberDir = memberDir;
         _testHooksEnabled = testHooksEnabled;
     }
@@ -84,6 +86,18 @@ internal sealed class AdminService : Admin.AdminBase
 
         _member.Transport.Faults.Set(request.PeerId, new PeerFault(TimeSpan.FromMilliseconds(request.DelayMs), request.Loss, request.Cut));
         return Task.FromResult(new PeerFaultResponse());
+    }
+
+    public override Task<DiskFaultResponse> SetDiskFault(DiskFaultRequest request, ServerCallContext context)
+    {
+        if (!_testHooksEnabled)
+        {
+            throw new RpcException(new Status(StatusCode.PermissionDenied,
+                $"disk fault hooks are for tests only; start the member with {PeerFaults.EnableVariable}=1 to use them"));
+        }
+
+        _diskFaults.FsyncDelay = TimeSpan.FromMilliseconds(request.FsyncDelayMs);
+        return Task.FromResult(new DiskFaultResponse());
     }
 
     private static RaftKv.Protocol.Admin.LatencySummary ToWire(Observability.LatencySummary s) => new()

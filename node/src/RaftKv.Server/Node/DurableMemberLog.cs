@@ -9,8 +9,13 @@ namespace RaftKv.Server.Node;
 internal sealed class DurableMemberLog : IMemberLog
 {
     private readonly DurableRaftLog _log;
+    private readonly DiskFaults _faults;
 
-    private DurableMemberLog(DurableRaftLog log) => _log = log;
+    private DurableMemberLog(DurableRaftLog log, DiskFaults faults)
+    {
+        _log = log;
+        _faults = faults;
+    }
 
     public IRaftLogStorage Storage => _log;
 
@@ -19,8 +24,9 @@ internal sealed class DurableMemberLog : IMemberLog
     public DurableRaftLog Log => _log;
 
     /// <summary>Opens or creates the log owned by (<paramref name="clusterId"/>, <paramref name="memberId"/>); a log of another member is refused.</summary>
-    public static DurableMemberLog Open(string dataDir, ulong clusterId, ulong memberId, Action<TimeSpan> onSync, ILogger logger) =>
-        new(DurableRaftLog.Open(dataDir, new WalMetadata(clusterId, memberId), new WalOptions { SyncObserver = onSync }, logger));
+    /// <remarks><paramref name="faults"/> (tests only) can make every save slower, as a slow disk would.</remarks>
+    public static DurableMemberLog Open(string dataDir, ulong clusterId, ulong memberId, Action<TimeSpan> onSync, DiskFaults faults, ILogger logger) =>
+        new(DurableRaftLog.Open(dataDir, new WalMetadata(clusterId, memberId), new WalOptions { SyncObserver = onSync }, logger), faults);
 
     /// <summary>The owner recorded in an existing WAL, or null when the data dir has none.</summary>
     public static WalMetadata? ReadIdentity(string dataDir)
@@ -38,8 +44,15 @@ internal sealed class DurableMemberLog : IMemberLog
         }
     }
 
-    public Task SaveAsync(IReadOnlyList<Entry> entries, HardState? hardState, CancellationToken cancellationToken) =>
-        _log.SaveAsync(entries, hardState, cancellationToken);
+    public async Task SaveAsync(IReadOnlyList<Entry> entries, HardState? hardState, CancellationToken cancellationToken)
+    {
+        if (_faults.FsyncDelay is { } delay)
+        {
+            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+        }
+
+        await _log.SaveAsync(entries, hardState, cancellationToken).ConfigureAwait(false);
+    }
 
     public Task ApplySnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken) => _log.ApplySnapshotAsync(snapshot, cancellationToken);
 

@@ -120,6 +120,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         var metrics = new NodeMetrics();
         metrics.ServerVersion.WithLabels(EtcdVersion.Server).Set(1);
         var walFsync = new LatencyWindow();
+        var diskFaults = new DiskFaults();
         DurableMemberLog log;
         KvStateMachine kv;
         try
@@ -128,7 +129,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
             {
                 walFsync.Record(elapsed);
                 metrics.WalFsync.Observe(elapsed.TotalSeconds);
-            }, loggers.CreateLogger("raftkv.wal"));
+            }, diskFaults, loggers.CreateLogger("raftkv.wal"));
         }
         catch (Exception e) when (e is IOException or WalCorruptException or WalIdentityMismatchException)
         {
@@ -169,7 +170,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         WebApplication? app = null;
         try
         {
-            app = BuildApp(config, member, kv, leases.Lessor, metrics, walFsync, memberDir, options, loggers, stopping.Token);
+            app = BuildApp(config, member, kv, leases.Lessor, metrics, walFsync, diskFaults, memberDir, options, loggers, stopping.Token);
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e)
@@ -224,7 +225,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
     }
 
     private static WebApplication BuildApp(MemberConfig config, RaftMember member, KvStateMachine kv, Lessor lessor, NodeMetrics metrics, LatencyWindow walFsync,
-        string memberDir, MemberHostOptions options, ILoggerFactory loggers, CancellationToken stopping)
+        DiskFaults diskFaults, string memberDir, MemberHostOptions options, ILoggerFactory loggers, CancellationToken stopping)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -261,7 +262,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         builder.Services.AddSingleton(new PeerService(member, metrics, stopping));
         builder.Services.AddSingleton(new ClusterService(member, headers, options.Time));
         builder.Services.AddSingleton(new MaintenanceService(member, kv, headers, config.EffectiveQuotaBackendBytes));
-        builder.Services.AddSingleton(new AdminService(member, walFsync, memberDir,
+        builder.Services.AddSingleton(new AdminService(member, walFsync, diskFaults, memberDir,
             options.EnableTestHooks || Environment.GetEnvironmentVariable(PeerFaults.EnableVariable) == "1"));
         var app = builder.Build();
 
