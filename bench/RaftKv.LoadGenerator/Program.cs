@@ -47,3 +47,9 @@ catch (OperationCanceledException) when (stop.IsCancellationRequested)
     Console.Error.WriteLine("stopped");
     return 130;
 }
+catch (Exception e) when (e is Grpc.Core.RpcException or InvalidOperationException or TimeoutException or HttpRequestException)
+{
+    // Members unreachable, no leader, a cluster that did not start: say what happened instead of a stack dump.
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 1;
+}
