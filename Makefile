@@ -44,8 +44,12 @@ test: deps build ## Install test dependencies, build, and run every test project
 	done; exit $$failed
 
 .PHONY: run
-run: deps build ## Start a 3-member raftkv cluster on loopback and print how to use etcdctl with it (Ctrl-C stops it)
+run: deps build ## Local control plane + raftkv-operator + the 3-member RaftCluster demo; prints kubectl/etcdctl usage (Ctrl-C stops all)
 	@bash scripts/run.sh
+
+.PHONY: run-local
+run-local: build ## Only a 3-member raftkv cluster on loopback, no Kubernetes (Ctrl-C stops it)
+	@bash scripts/run.sh --no-kube
 
 .PHONY: sim
 sim: ## Run the deterministic Raft cluster simulator over SEEDS seeds (default 300)

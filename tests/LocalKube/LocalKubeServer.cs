@@ -80,7 +80,8 @@ public sealed class LocalKubeServer : IAsyncDisposable
         var store = new InMemoryObjectStore(options.WatchHistory);
         var registry = new ResourceRegistry();
         var service = new ResourceService(store, registry, TimeProvider.System, new Random());
-        service.AddAdmission(new BuiltInDefaults(service));
+        var defaults = new BuiltInDefaults(service);
+        service.AddAdmission(defaults);
         service.AddAdmission(new CustomResourceDefinitions(service));
         service.AddAdmission(new CustomResourceValidation());
         var endpoints = new ApiEndpoints(service, new ApiServerOptions { BookmarkInterval = options.BookmarkInterval });
@@ -89,6 +90,7 @@ public sealed class LocalKubeServer : IAsyncDisposable
         await app.StartAsync(cancellationToken);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var url = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
+        defaults.ClusterIpBlock = PodAddressBlock(url.Port);
 
         var nsType = registry.Find("", "v1", "namespaces")!;
         foreach (var ns in new[] { "default", "kube-system", "kube-public", "kube-node-lease" })

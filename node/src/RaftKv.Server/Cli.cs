@@ -114,6 +114,10 @@ internal static class Cli
         A Raft key-value server that speaks the etcd v3 gRPC API. Flags are etcd's; each can also be
         given as an environment variable ETCD_<FLAG> (for example --initial-cluster as ETCD_INITIAL_CLUSTER).
 
+        Environment: RAFTKV_HOSTS_FILE names a hosts-format file (address, then names) consulted before DNS
+        for peer host names, read again when it changes; without it, LOCALKUBE_HOSTS_FILE (set by the
+        local control plane in tests/LocalKube) is used when present.
+
           --version
               Print the version and exit.
           --help

@@ -187,13 +187,18 @@ internal sealed class BuiltInDefaults(ResourceService service) : IAdmission
         spec["internalTrafficPolicy"] ??= "Cluster";
     }
 
+    /// <summary>The third octet ClusterIPs are handed out from first (wrapping around): set from the API server's port,
+    /// so control planes on different ports on one machine do not hand out the same ClusterIPs.</summary>
+    public int ClusterIpBlock { get; set; }
+
     private string AllocateClusterIp()
     {
         var services = service.Registry.Find("", "v1", "services")!;
         var used = service.Store.List(services.StorageKey, null)
             .Select(s => Meta.Str(s.Object["spec"]?["clusterIP"])).OfType<string>().ToHashSet();
-        for (var n = 1; n < 65_534; n++)
+        for (var i = 1; i < 65_534; i++)
         {
+            var n = ((ClusterIpBlock * 256) + i) % 65_536;
             var ip = string.Create(CultureInfo.InvariantCulture, $"{ClusterIpPrefix}{n / 256}.{n % 256}");
             if (n % 256 != 0 && n % 256 != 255 && !used.Contains(ip))
             {

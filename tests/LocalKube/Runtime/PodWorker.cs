@@ -17,6 +17,7 @@ namespace LocalKube.Runtime;
 /// The worker writes the pod's status (phase, conditions, IP, container states) whenever it changes.</summary>
 internal sealed partial class PodWorker : IDisposable
 {
+    private Dictionary<string, string> _runtimeVariables = new(StringComparer.Ordinal);
     private readonly Kubelet _kubelet;
     private readonly string _ns;
     private readonly string _name;
@@ -352,7 +353,7 @@ internal sealed partial class PodWorker : IDisposable
 
         foreach (var (k, v) in env)
         {
-            psi.Environment[k] = Remap(v);
+            psi.Environment[k] = _runtimeVariables.TryGetValue(k, out var own) && own == v ? v : Remap(v);
         }
 
         var logPath = LogPath(_kubelet.Options.Root, _ns, _name, _uid, run.Name);
@@ -433,6 +434,10 @@ internal sealed partial class PodWorker : IDisposable
         {
             env["DOTNET_ROOT"] = dotnetRoot;
         }
+
+        // Host paths the runtime itself provides are not container paths: mountPath remapping must leave them alone
+        // (a hosts file under /tmp is not in the container's /tmp emptyDir).
+        _runtimeVariables = new Dictionary<string, string>(env, StringComparer.Ordinal);
 
         foreach (var source in (container["envFrom"] as JsonArray ?? []).OfType<JsonObject>())
         {

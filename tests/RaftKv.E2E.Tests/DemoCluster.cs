@@ -1,0 +1,204 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using LocalKube;
+using LocalKube.Runtime;
+
+namespace RaftKv.E2E.Tests;
+
+/// <summary>
+/// The whole system as `make run` starts it: an in-process local control plane whose pods are real processes
+/// (image <c>raftkv</c> → the raftkv program), the RaftCluster CRD, the raftkv-operator program, and
+/// config/samples/raftcluster.yaml applied with kubectl. Shared by the tests of a class, which each leave
+/// <c>demo</c> with 3 healthy members. Everything started here is stopped on dispose, also after a failure.
+/// </summary>
+public sealed class DemoCluster : IAsyncLifetime, IDisposable
+{
+    public const string Name = "demo";
+    public const string Namespace = "default";
+
+    private readonly OutputLog _operatorLog = new();
+    private LocalKubeServer? _kube;
+    private Process? _operator;
+    private HttpClient? _http;
+
+    public string Directory { get; } = System.IO.Directory.CreateTempSubdirectory("raftkv-e2e-").FullName;
+
+    public string KubeconfigPath => Path.Combine(Directory, "kubeconfig");
+
+    public string Root => Path.Combine(Directory, "root");
+
+    public async Task InitializeAsync()
+    {
+        var watch = Stopwatch.StartNew();
+        _kube = await LocalKubeServer.StartAsync(new LocalKubeOptions
+        {
+            KubeconfigPath = KubeconfigPath,
+            Runtime = new RuntimeOptions
+            {
+                Root = Root,
+                Images = new Dictionary<string, string>(StringComparer.Ordinal) { ["raftkv"] = Tools.Program("raftkv") },
+                MaxRestartBackoff = TimeSpan.FromSeconds(2),
+                NodeCount = 5, // members repel each other (required anti-affinity on hostname): 5 members need 5 nodes
+            },
+        });
+        _kube.Apply(Tools.RepositoryPath("config/crd"));
+        _http = new HttpClient { BaseAddress = _kube.Url, Timeout = TimeSpan.FromSeconds(10) };
+        Console.WriteLine($"e2e: local control plane up in {watch.ElapsedMilliseconds} ms at {_kube.Url}");
+
+        var start = new ProcessStartInfo(Tools.Program("raftkv-operator"))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in new[] { "--kubeconfig", KubeconfigPath, "--metrics-address", "127.0.0.1:0", "--resync-period", "2s", "--lease-namespace", Namespace })
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        _operator = new Process { StartInfo = start };
+        _operator.OutputDataReceived += (_, e) => _operatorLog.Append(e.Data);
+        _operator.ErrorDataReceived += (_, e) => _operatorLog.Append(e.Data);
+        _operator.Start();
+        _operator.BeginOutputReadLine();
+        _operator.BeginErrorReadLine();
+
+        var applied = await KubectlAsync("apply", "-f", Tools.RepositoryPath("config/samples/raftcluster.yaml"));
+        Assert.True(applied.Ok, applied.ToString());
+        var status = await WaitHealthyAsync(3, TimeSpan.FromMinutes(3));
+        Console.WriteLine($"e2e: {Name} Available with leader {status?["leader"]} {watch.ElapsedMilliseconds} ms after start-up began");
+    }
+
+    internal Task<Result> KubectlAsync(params string[] args) =>
+        Tools.RunAsync(Tools.Kubectl, ["--kubeconfig", KubeconfigPath, "-n", Namespace, .. args]);
+
+    /// <summary>etcdctl (API v3) against the demo-client Service's ClusterIP.</summary>
+    internal async Task<Result> EtcdctlAsync(params string[] args)
+    {
+        var endpoint = $"{await ClientServiceIpAsync()}:2379";
+        return await Tools.RunAsync(Tools.Etcdctl, ["--endpoints", endpoint, "--dial-timeout=2s", "--command-timeout=5s", .. args],
+            new Dictionary<string, string> { ["ETCDCTL_API"] = "3" }, TimeSpan.FromSeconds(15));
+    }
+
+    public async Task<string> ClientServiceIpAsync()
+    {
+        var service = await GetAsync($"/api/v1/namespaces/{Namespace}/services/{Name}-client");
+        return service?["spec"]?["clusterIP"]?.GetValue<string>() ?? throw new InvalidOperationException($"service {Name}-client has no ClusterIP yet");
+    }
+
+    public async Task<JsonNode?> GetAsync(string path)
+    {
+        using var response = await _http!.GetAsync(new Uri(path, UriKind.Relative));
+        if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+
+        response.EnsureSuccessStatusCode();
+        return await response.Content.ReadFromJsonAsync<JsonNode>();
+    }
+
+    public Task<JsonNode?> ClusterAsync() => GetAsync($"/apis/raftkv.io/v1alpha1/namespaces/{Namespace}/raftclusters/{Name}");
+
+    public async Task<JsonArray> PodsAsync() =>
+        (await GetAsync($"/api/v1/namespaces/{Namespace}/pods?labelSelector=app.kubernetes.io/instance%3D{Name}"))?["items"]?.AsArray() ?? [];
+
+    /// <summary>The member list as etcdctl prints it: (name, is learner) per member.</summary>
+    public async Task<IReadOnlyList<(string Name, bool Learner, string Line)>> MemberListAsync()
+    {
+        var result = await EtcdctlAsync("member", "list");
+        if (!result.Ok)
+        {
+            throw new InvalidOperationException(result.ToString());
+        }
+
+        return [.. result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split(", "))
+            .Select(f => (f.Length > 2 ? f[2] : "", f.Length > 5 && f[5].Trim() == "true", string.Join(", ", f)))];
+    }
+
+    /// <summary>Waits until the RaftCluster is Available with a leader and <paramref name="members"/> voters, the
+    /// member list (through etcdctl) names exactly demo-0..N-1 as voters, and every pod is Ready.</summary>
+    public async Task<JsonNode?> WaitHealthyAsync(int members, TimeSpan timeout)
+    {
+        var expected = Enumerable.Range(0, members).Select(i => $"{Name}-{i}").ToList();
+        JsonNode? status = null;
+        string seen = "";
+        await Eventually.Until(
+            async () =>
+            {
+                status = (await ClusterAsync())?["status"];
+                var pods = await PodsAsync();
+                var ready = pods.Count(p => p?["status"]?["conditions"]?.AsArray().Any(c => c?["type"]?.GetValue<string>() == "Ready" && c["status"]?.GetValue<string>() == "True") == true);
+                seen = $"status {status?.ToJsonString()}; pods ready {ready}/{pods.Count}";
+                if (!IsAvailable(status) || status?["voters"]?.GetValue<int>() != members || ready != members || pods.Count != members)
+                {
+                    return false;
+                }
+
+                var list = await MemberListAsync();
+                seen += $"; member list [{string.Join(" | ", list.Select(m => m.Line))}]";
+                return list.Select(m => m.Name).Order(StringComparer.Ordinal).SequenceEqual(expected) && list.All(m => !m.Learner);
+            },
+            done => done,
+            _ => $"{seen}\n{Diagnostics()}",
+            timeout,
+            $"{Name} healthy with {members} members");
+        return status;
+    }
+
+    public static bool IsAvailable(JsonNode? status) =>
+        status?["conditions"]?.AsArray().Any(c => c?["type"]?.GetValue<string>() == "Available" && c["status"]?.GetValue<string>() == "True") == true
+        && !string.IsNullOrEmpty(status?["leader"]?.GetValue<string>());
+
+    /// <summary>What to print when a test fails: the operator's last log lines and each pod's.</summary>
+    public string Diagnostics()
+    {
+        var text = new StringBuilder();
+        text.Append(CultureInfo.InvariantCulture, $"--- operator (exited: {_operator?.HasExited}):\n{_operatorLog.Tail(30)}\n");
+        var pods = Path.Combine(Root, "pods");
+        if (System.IO.Directory.Exists(pods))
+        {
+            foreach (var log in System.IO.Directory.EnumerateFiles(pods, "*.log", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+            {
+                var lines = File.ReadAllLines(log);
+                text.Append(CultureInfo.InvariantCulture, $"--- {Path.GetRelativePath(pods, log)}:\n{string.Join('\n', lines.Skip(Math.Max(0, lines.Length - 8)))}\n");
+            }
+        }
+
+        return text.ToString();
+    }
+
+    public void Dispose()
+    {
+        _operator?.Dispose();
+        _http?.Dispose();
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_operator is { HasExited: false })
+        {
+            _operator.Kill(entireProcessTree: true);
+            await _operator.WaitForExitAsync();
+        }
+
+        Dispose();
+        if (_kube is not null)
+        {
+            await _kube.DisposeAsync(); // stops every pod process
+        }
+
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // a temp directory left behind is harmless
+        }
+    }
+}
