@@ -48,7 +48,7 @@ run_kube() {
   local t0 t1
   t0=$(date +%s%N)
   "$localkube" serve --port "$port" --kubeconfig .local/kubeconfig --root .local/localkube \
-    --nodes 5 --image raftkv=bin/raftkv --image raftkv-operator=bin/raftkv-operator --apply config/crd >.local/localkube.log 2>&1 &
+    --nodes 5 --image raftkv=bin/raftkv --image raftkv-operator=bin/raftkv-operator --apply config/crd/raftkv.io_raftclusters.yaml >.local/localkube.log 2>&1 &
   pids+=("$!")
   for _ in $(seq 1 300); do
     if "$kubectl" get --raw /readyz >/dev/null 2>&1 && "$kubectl" get crd raftclusters.raftkv.io >/dev/null 2>&1; then break; fi
@@ -104,7 +104,6 @@ MSG
 }
 
 run_local() {
-
   data="$root/.local/run"
   mkdir -p "$data"
   cluster="infra1=http://127.0.0.1:12380,infra2=http://127.0.0.1:22380,infra3=http://127.0.0.1:32380"

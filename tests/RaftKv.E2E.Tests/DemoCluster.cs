@@ -44,7 +44,7 @@ public sealed class DemoCluster : IAsyncLifetime, IDisposable
                 NodeCount = 5, // members repel each other (required anti-affinity on hostname): 5 members need 5 nodes
             },
         });
-        _kube.Apply(Tools.RepositoryPath("config/crd"));
+        _kube.Apply(Tools.RepositoryPath("config/crd/raftkv.io_raftclusters.yaml"));
         _http = new HttpClient { BaseAddress = _kube.Url, Timeout = TimeSpan.FromSeconds(10) };
         Console.WriteLine($"e2e: local control plane up in {watch.ElapsedMilliseconds} ms at {_kube.Url}");
 
