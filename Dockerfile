@@ -33,7 +33,7 @@ COPY operator/ operator/
 FROM build AS publish-node
 RUN dotnet publish node/src/RaftKv.Server/RaftKv.Server.csproj -c Release -r "$(cat /rid)" --self-contained false -p:PublishSingleFile=true -p:DebugType=embedded -nologo -o /out \
  && /out/raftkv --version \
- && mkdir -p /rootfs/var/lib/raftkv /rootfs/tmp
+ && mkdir -p /rootfs/var/lib/raftkv /rootfs/tmp && chmod 1777 /rootfs/tmp
 
 FROM build AS publish-operator
 RUN dotnet publish operator/src/RaftKv.Operator/RaftKv.Operator.csproj -c Release -r "$(cat /rid)" --self-contained false -p:PublishSingleFile=true -p:DebugType=embedded -nologo -o /out \
