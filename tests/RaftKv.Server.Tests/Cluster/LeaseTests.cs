@@ -68,7 +68,7 @@ public sealed class LeaseTests
     }
 
     [Fact]
-    public async Task Lease_errors_carry_etcds_codes_and_texts()
+    public async Task Lease_errors_carry_etcds_codes_and_texts_and_leases_survive_a_restart_of_every_member()
     {
         await using var cluster = await TestCluster.StartAsync();
         var leader = await cluster.WaitForLeaderAsync();
@@ -82,6 +82,23 @@ public sealed class LeaseTests
         await Fails(StatusCode.NotFound, "etcdserver: requested lease not found", () => leases.LeaseRevokeAsync(new LeaseRevokeRequest { ID = 78 }).ResponseAsync);
         await Fails(StatusCode.NotFound, "etcdserver: requested lease not found",
             () => new KV.KVClient(channel).PutAsync(new PutRequest { Key = B("k"), Value = B("v"), Lease = 78 }).ResponseAsync);
+
+        // The lease table and the attachment are in the store (and the WAL): both come back after every member restarts.
+        await new KV.KVClient(channel).PutAsync(new PutRequest { Key = B("kept"), Value = B("v"), Lease = 77 });
+        channel.Dispose(); // idempotent; the members behind it stop now
+        for (var i = 0; i < 3; i++)
+        {
+            await cluster.StopMemberAsync(i);
+        }
+
+        await cluster.RestartAllAsync();
+        leader = await cluster.WaitForLeaderAsync();
+        using var again = GrpcChannel.ForAddress($"http://{cluster.Endpoint((leader + 1) % 3)}");
+        var ttl = await new Lease.LeaseClient(again).LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = 77, Keys = true });
+        Assert.True(ttl.GrantedTTL == 30 && ttl.TTL >= 25, ttl.ToString()); // the new leader starts it over
+        Assert.Equal(["kept"], ttl.Keys.Select(k => k.ToStringUtf8()));
+        await new Lease.LeaseClient(again).LeaseRevokeAsync(new LeaseRevokeRequest { ID = 77 });
+        await EveryMemberHasAsync(cluster, []);
     }
 
     [Fact]
