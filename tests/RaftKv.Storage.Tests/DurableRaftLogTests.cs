@@ -102,6 +102,61 @@ public sealed class DurableRaftLogTests
     }
 
     [Fact]
+    public async Task Snapshots_keep_catch_up_entries_release_covered_wal_segments_and_the_log_reopens_after_release()
+    {
+        using var dir = new TempDir();
+        var options = new WalOptions { SegmentSizeBytes = 2048 };
+        var conf = new ConfState([1, 2, 3]);
+        var walDir = DurableRaftLog.WalDirectory(dir.Path);
+        using (var log = DurableRaftLog.Open(dir.Path, Me, options))
+        {
+            var maxSegments = 0;
+            for (ulong i = 1; i <= 300; i++)
+            {
+                await log.SaveAsync([E(i, 1)], new HardState(1, 1, i));
+                if (i % 50 == 0)
+                {
+                    await log.CreateSnapshotAsync(i, conf, Encoding.UTF8.GetBytes($"state at {i}"), catchUpEntries: 10);
+                    Assert.Equal(i - 9, log.FirstIndex());
+                    Assert.Equal(1UL, log.Term(i - 10));
+                    Assert.Throws<RaftLogCompactedException>(() => log.Entries(i - 10, i, ulong.MaxValue));
+                    Assert.Equal(10, log.Entries(i - 9, i + 1, ulong.MaxValue).Count);
+                    var files = Directory.GetFiles(walDir, "*.wal").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+                    Assert.Equal(log.Wal.SegmentNames.Order(StringComparer.Ordinal), files);
+
+                    // The oldest segment kept holds the snapshot index (etcd's rule); nothing older survives.
+                    var firstIndexes = files.Select(f => Convert.ToUInt64(f![17..33], 16)).ToList();
+                    Assert.True(firstIndexes[0] <= i + 1, $"oldest kept segment starts at {firstIndexes[0]}, snapshot at {i}: {string.Join(", ", files)}");
+                    Assert.True(firstIndexes.Count == 1 || firstIndexes[1] > i, $"a segment wholly below snapshot {i} was kept: {string.Join(", ", files)}");
+                }
+
+                maxSegments = Math.Max(maxSegments, log.Wal.SegmentNames.Count);
+            }
+
+            Assert.True(maxSegments <= 6, $"WAL grew to {maxSegments} segments of 2 KiB between snapshots every 50 entries");
+            Assert.Equal(5, Directory.GetFiles(DurableRaftLog.SnapDirectory(dir.Path), "*.snap").Length); // six made, the newest five kept
+        }
+
+        using (var log = DurableRaftLog.Open(dir.Path, Me, options))
+        {
+            Assert.Equal((301UL, 300UL), (log.FirstIndex(), log.LastIndex()));
+            Assert.Equal("state at 300", Encoding.UTF8.GetString(log.Snapshot().Data.Span));
+            Assert.Equal(new HardState(1, 1, 300), log.InitialState().HardState);
+            for (ulong i = 301; i <= 320; i++)
+            {
+                await log.SaveAsync([E(i, 2)], new HardState(2, 1, i));
+            }
+        }
+
+        using (var log = DurableRaftLog.Open(dir.Path, Me, options))
+        {
+            Assert.Equal((301UL, 320UL), (log.FirstIndex(), log.LastIndex()));
+            Assert.Equal(Enumerable.Range(301, 20).Select(i => (ulong)i), log.Entries(301, 321, ulong.MaxValue).Select(e => e.Index));
+            Assert.Equal(2UL, log.Term(320));
+        }
+    }
+
+    [Fact]
     public async Task A_snapshot_from_the_leader_replaces_a_log_that_disagrees()
     {
         using var dir = new TempDir();

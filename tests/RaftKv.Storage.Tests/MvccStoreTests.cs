@@ -337,6 +337,36 @@ public sealed class MvccStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_store_file_copy_carries_its_raft_position_and_replaces_another_store_whole()
+    {
+        using var store = Open();
+        for (var i = 1; i <= 40; i++)
+        {
+            store.Apply([new ApplyCommand((ulong)i, 2, Put("key" + (i % 9), "value" + i))]);
+        }
+
+        store.Compact(10);
+        using var otherDir = new TempDir();
+        var copy = otherDir.Sub("0000000000000028.snap.db");
+        Assert.Equal((40UL, 2UL), store.CopyTo(copy));
+        Assert.Equal((40UL, 2UL), MvccStore.ReadPosition(copy));
+
+        using var follower = MvccStore.Open(otherDir.Sub("db"), new MvccOptions { UnsafeNoSync = true });
+        follower.Apply([new ApplyCommand(3, 1, Put("stale", "x"))]);
+        follower.ReplaceWith(copy);
+        Assert.False(File.Exists(copy), "the copy is moved into place, not copied");
+        Assert.Equal((store.CurrentRevision, store.CompactRevision, store.ConsistentIndex, store.Term),
+            (follower.CurrentRevision, follower.CompactRevision, follower.ConsistentIndex, follower.Term));
+        Assert.Equal(store.HashKv(0), follower.HashKv(0));
+        Assert.Empty(follower.Range(new RangeRequest { Key = B("stale") }).Kvs);
+        Assert.Single(follower.Apply([new ApplyCommand(41, 2, Put("after", "swap"))]));
+        Assert.Equal(41UL, follower.ConsistentIndex);
+
+        File.WriteAllText(otherDir.Sub("garbage.db"), "not a store");
+        Assert.Throws<InvalidDataException>(() => MvccStore.ReadPosition(otherDir.Sub("garbage.db")));
+    }
+
+    [Fact]
     public async Task Reads_run_while_a_writer_applies()
     {
         using var store = Open();

@@ -170,14 +170,22 @@ public sealed class DurableRaftLog : IRaftLogStorage, IDisposable
     }
 
     /// <summary>
-    /// Records a snapshot the host made of its own state at <paramref name="index"/> (applied), drops the log up to it and releases
-    /// WAL segments it covers.
+    /// Records a snapshot the host made of its own state at <paramref name="index"/> (applied): the snap file, then its marker in
+    /// the WAL; then drops the log up to <paramref name="index"/> minus <paramref name="catchUpEntries"/> (entries a slow follower
+    /// can still be sent instead of a snapshot, as etcd's SnapshotCatchUpEntries) and releases the WAL segments the snapshot
+    /// covers (the segment holding <paramref name="index"/> and later ones stay).
     /// </summary>
-    public async Task CreateSnapshotAsync(ulong index, ConfState confState, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    public async Task CreateSnapshotAsync(ulong index, ConfState confState, ReadOnlyMemory<byte> data, ulong catchUpEntries = 0,
+        CancellationToken cancellationToken = default)
     {
         ulong term;
         lock (_lock)
         {
+            if (index <= _snapshot.Metadata.Index)
+            {
+                throw new InvalidOperationException($"A snapshot at {index} is not newer than the current one at {_snapshot.Metadata.Index}.");
+            }
+
             term = TermUnlocked(index);
         }
 
@@ -188,17 +196,25 @@ public sealed class DurableRaftLog : IRaftLogStorage, IDisposable
         {
             _snapshot = snapshot;
             _confState = confState;
-            if (index > _offsetIndex)
-            {
-                var drop = (int)Math.Min((ulong)_entries.Count, index - _offsetIndex);
-                _entries.RemoveRange(0, drop);
-                _offsetIndex = index;
-                _offsetTerm = term;
-            }
+            CompactUnlocked(index > catchUpEntries ? index - catchUpEntries : 0);
         }
 
         _snapshotter.Purge();
         _wal.ReleaseTo(index);
+    }
+
+    private void CompactUnlocked(ulong index)
+    {
+        if (index <= _offsetIndex)
+        {
+            return;
+        }
+
+        var term = TermUnlocked(index);
+        var drop = (int)Math.Min((ulong)_entries.Count, index - _offsetIndex);
+        _entries.RemoveRange(0, drop);
+        _offsetIndex = index;
+        _offsetTerm = term;
     }
 
     public RaftInitialState InitialState()

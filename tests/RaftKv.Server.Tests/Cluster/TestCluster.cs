@@ -56,11 +56,17 @@ internal sealed class TestCluster : IAsyncDisposable
 
     public bool IsRunning(int i) => _hosts[i] is not null;
 
-    public static async Task<TestCluster> StartAsync(int size = 3, int heartbeatMs = 100, int electionMs = 1000)
+    /// <summary>Starts <paramref name="size"/> members with the given timing; <paramref name="extraArgs"/> go to every member
+    /// (e.g. --snapshot-count), <paramref name="walSegmentBytes"/> sets their WAL segment size (default: the product's 64 MiB).</summary>
+    public static async Task<TestCluster> StartAsync(int size = 3, int heartbeatMs = 100, int electionMs = 1000, string[]? extraArgs = null, long? walSegmentBytes = null)
     {
         var root = Directory.CreateTempSubdirectory("raftkv-test-");
         var ports = FreePorts.Take(2 * size);
-        var cluster = new TestCluster(root, [.. Enumerable.Range(1, size).Select(i => $"m{i}")], ports[..size], ports[size..], "token-" + root.Name);
+        var cluster = new TestCluster(root, [.. Enumerable.Range(1, size).Select(i => $"m{i}")], ports[..size], ports[size..], "token-" + root.Name)
+        {
+            _extraArgs = extraArgs ?? [],
+            _walSegmentBytes = walSegmentBytes,
+        };
         try
         {
             await Task.WhenAll(Enumerable.Range(0, size).Select(i => cluster.StartMemberAsync(i, heartbeatMs, electionMs)));
@@ -90,6 +96,11 @@ internal sealed class TestCluster : IAsyncDisposable
 
     private int _heartbeatMs;
     private int _electionMs;
+    private string[] _extraArgs = [];
+    private long? _walSegmentBytes;
+
+    /// <summary>The data dir of member <paramref name="i"/>.</summary>
+    public string DataDir(int i) => Path.Combine(_root.FullName, Names[i]);
 
     /// <summary>Starts every stopped member again on its data dir (restart from WAL and store).</summary>
     public Task RestartAllAsync() =>
@@ -99,8 +110,8 @@ internal sealed class TestCluster : IAsyncDisposable
     {
         _heartbeatMs = heartbeatMs;
         _electionMs = electionMs;
-        var config = MemberConfigParser.Parse(Args(i, heartbeatMs, electionMs), new Dictionary<string, string>());
-        _hosts[i] = await MemberHost.StartAsync(config, new MemberHostOptions { EnableTestHooks = true }, CancellationToken.None);
+        var config = MemberConfigParser.Parse([.. Args(i, heartbeatMs, electionMs), .. _extraArgs], new Dictionary<string, string>());
+        _hosts[i] = await MemberHost.StartAsync(config, new MemberHostOptions { EnableTestHooks = true, WalSegmentBytes = _walSegmentBytes }, CancellationToken.None);
     }
 
     /// <summary>Starts a member that joins the running cluster (after 'member add'), with its own ports and data dir.</summary>
@@ -119,9 +130,10 @@ internal sealed class TestCluster : IAsyncDisposable
             "--initial-cluster-state", "existing",
             "--heartbeat-interval", _heartbeatMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--election-timeout", _electionMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            .. _extraArgs,
         ];
         var config = MemberConfigParser.Parse(args, new Dictionary<string, string>());
-        return await MemberHost.StartAsync(config, new MemberHostOptions(), CancellationToken.None);
+        return await MemberHost.StartAsync(config, new MemberHostOptions { WalSegmentBytes = _walSegmentBytes }, CancellationToken.None);
     }
 
     public async Task StopMemberAsync(int i)

@@ -1,5 +1,6 @@
 using RaftKv.Raft;
 using RaftKv.Server.Peers;
+using Wire = RaftKv.Protocol.Peer;
 
 namespace RaftKv.Server.Tests.Peers;
 
@@ -120,21 +121,60 @@ public sealed class PeerTransportTests
     }
 
     [Fact]
-    public async Task A_snapshot_travels_in_chunks_and_is_reported_finished()
+    public async Task A_snapshot_travels_in_chunks_with_its_store_image_and_is_reported_finished()
     {
         await using var a = await TestPeer.StartAsync(1);
         await using var b = await TestPeer.StartAsync(2);
         a.Transport.AddOrUpdatePeer(2, [b.Url]);
         var image = new byte[(3 << 20) + 12345];
         new Random(7).NextBytes(image);
-        var snap = new Snapshot(new SnapshotMetadata(500, 3, new ConfState([1, 2, 3])), image);
+        var imagePath = Path.Combine(a.SnapshotDirectory, "send-image.tmp");
+        await File.WriteAllBytesAsync(imagePath, image);
+        var released = 0;
+        var snap = new Snapshot(new SnapshotMetadata(500, 3, new ConfState([1, 2, 3])), new byte[] { 7, 7, 7 });
 
-        a.Transport.Send([new Message { Type = MessageType.MsgSnap, From = 1, To = 2, Term = 3, Snapshot = snap }]);
+        a.Transport.SendSnapshot(new Message { Type = MessageType.MsgSnap, From = 1, To = 2, Term = 3, Snapshot = snap },
+            new SnapshotImage(imagePath, () => Interlocked.Increment(ref released)));
 
         await Eventually.TrueAsync(() => a.SnapshotReports.Contains((2UL, SnapshotStatus.Finish)), a.Describe);
         var got = Assert.Single(b.Received);
         Assert.Equal(snap.Metadata, got.Snapshot!.Metadata);
-        Assert.True(image.AsSpan().SequenceEqual(got.Snapshot.Data.Span), "snapshot bytes differ");
+        Assert.Equal(new byte[] { 7, 7, 7 }, got.Snapshot.Data.ToArray());
+        var received = await File.ReadAllBytesAsync(SnapshotReceiver.ImagePath(b.SnapshotDirectory, 500));
+        Assert.True(image.AsSpan().SequenceEqual(received), $"image differs: sent {image.Length} bytes, received {received.Length}");
+        Assert.Equal(1, released);
+        Assert.Equal([SnapshotReceiver.ImagePath(b.SnapshotDirectory, 500)], Directory.GetFiles(b.SnapshotDirectory));
+    }
+
+    [Fact]
+    public async Task A_snapshot_image_that_fails_its_checksum_is_refused_and_leaves_no_file()
+    {
+        await using var b = await TestPeer.StartAsync(2);
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(b.Url);
+        var client = new Wire.Peer.PeerClient(channel);
+        var meta = new SnapshotMetadata(40, 2, new ConfState([1, 2]));
+        using var call = client.SendSnapshot();
+        await call.RequestStream.WriteAsync(new Wire.SnapshotChunk
+        {
+            ClusterId = 0xc1,
+            From = 1,
+            To = 2,
+            Message = PeerCodec.Encode(new Message { Type = MessageType.MsgSnap, From = 1, To = 2, Term = 2, Snapshot = new Snapshot(meta, default) }),
+            TotalBytes = 6,
+            Data = Google.Protobuf.ByteString.CopyFromUtf8("abc"),
+        });
+        await call.RequestStream.WriteAsync(new Wire.SnapshotChunk
+        {
+            Data = Google.Protobuf.ByteString.CopyFromUtf8("def"),
+            Sha256 = Google.Protobuf.ByteString.CopyFrom(System.Security.Cryptography.SHA256.HashData("abcdeX"u8)),
+        });
+        await call.RequestStream.CompleteAsync();
+
+        var error = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => call.ResponseAsync);
+        Assert.Equal(Grpc.Core.StatusCode.DataLoss, error.StatusCode);
+        Assert.Contains("checksum mismatch", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Empty(b.Received);
+        Assert.Empty(Directory.GetFiles(b.SnapshotDirectory));
     }
 
     [Fact]

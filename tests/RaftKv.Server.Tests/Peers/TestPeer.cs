@@ -94,6 +94,9 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
 
     public void Deliver(Message message) => Received.Enqueue(message);
 
+    /// <summary>Where received snapshot images land (a temp dir deleted on dispose).</summary>
+    public string SnapshotDirectory { get; } = Directory.CreateTempSubdirectory("raftkv-peer-snap-").FullName;
+
     public Wire.MembersResponse Members() => new() { ClusterId = ClusterId };
 
     public void ReportUnreachable(ulong peer) => Unreachable.Enqueue(peer);
@@ -108,5 +111,6 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
     {
         await Transport.DisposeAsync();
         await StopServingAsync();
+        Directory.Delete(SnapshotDirectory, recursive: true);
     }
 }

@@ -52,6 +52,9 @@ internal sealed record MemberConfig
     public int ElectionTimeoutMs { get; init; } = DefaultElectionMs;
     public ulong SnapshotCount { get; init; } = 100_000;
 
+    /// <summary>Entries kept in the log after a snapshot so slow followers catch up without one (etcd's default 5000).</summary>
+    public ulong SnapshotCatchUpEntries { get; init; } = 5_000;
+
     /// <summary>As given; 0 means <see cref="DefaultQuotaBackendBytes"/>, see <see cref="EffectiveQuotaBackendBytes"/>.</summary>
     public long QuotaBackendBytes { get; init; }
 

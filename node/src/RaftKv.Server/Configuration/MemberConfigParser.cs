@@ -29,6 +29,7 @@ internal static class MemberConfigParser
         new("heartbeat-interval", "Time (in milliseconds) of a heartbeat interval.", (c, v) => c with { HeartbeatIntervalMs = Int32("heartbeat-interval", v) }),
         new("election-timeout", "Time (in milliseconds) for an election to timeout.", (c, v) => c with { ElectionTimeoutMs = Int32("election-timeout", v) }),
         new("snapshot-count", "Number of committed transactions to trigger a snapshot to disk.", (c, v) => c with { SnapshotCount = UInt64("snapshot-count", v) }),
+        new("experimental-snapshot-catchup-entries", "Number of entries for a slow follower to catch up after compacting the raft storage entries.", (c, v) => c with { SnapshotCatchUpEntries = UInt64("experimental-snapshot-catchup-entries", v) }),
         new("quota-backend-bytes", "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).", (c, v) => c with { QuotaBackendBytes = Int64("quota-backend-bytes", v) }),
         new("auto-compaction-mode", "Interpret 'auto-compaction-retention' as 'periodic' (duration) or 'revision' (count).", (c, v) => c with { AutoCompactionMode = ParseCompactionMode(v) }),
         new("auto-compaction-retention", "Auto compaction retention (0 means off): hours or a duration like 30m for periodic, a count for revision.", (c, v) => c with { AutoCompactionRetention = v }),

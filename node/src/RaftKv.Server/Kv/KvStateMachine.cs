@@ -11,7 +11,7 @@ namespace RaftKv.Server.Kv;
 /// together with the applied index (so a restart replays the WAL from exactly there). Changes go to <see cref="Applied"/>
 /// for watchers after the commit.
 /// </summary>
-internal sealed class KvStateMachine : IRequestApplier, IDisposable
+internal sealed class KvStateMachine : IRequestApplier, ISnapshotStore, IDisposable
 {
     private readonly NodeMetrics _metrics;
     private readonly TimeProvider _time;
@@ -75,6 +75,21 @@ internal sealed class KvStateMachine : IRequestApplier, IDisposable
             request.Alarm.Action == RaftKv.Protocol.Etcd.AlarmRequest.Types.AlarmAction.Deactivate ? AlarmAction.Deactivate : AlarmAction.Activate,
         _ => null,
     };
+
+    public void Flush() => Store.Flush();
+
+    public (ulong Index, ulong Term) CopyTo(string path) => Store.CopyTo(path);
+
+    /// <summary>Swaps in a store received in a snapshot; watchers are woken to read on from their revision, <see cref="Restored"/> is raised.</summary>
+    public void ReplaceWith(string path)
+    {
+        Store.ReplaceWith(path);
+        Restored?.Invoke();
+        Applied?.Invoke([]);
+    }
+
+    /// <summary>Raised on the apply path after the whole store was replaced by a snapshot (state kept outside the store must reload).</summary>
+    public event Action? Restored;
 
     /// <summary>Size of a request as etcd measures it against --max-request-bytes.</summary>
     public static int Size(IMessage request) => request.CalculateSize();

@@ -24,9 +24,19 @@ internal sealed class DurableMemberLog : IMemberLog
     public DurableRaftLog Log => _log;
 
     /// <summary>Opens or creates the log owned by (<paramref name="clusterId"/>, <paramref name="memberId"/>); a log of another member is refused.</summary>
-    /// <remarks><paramref name="faults"/> (tests only) can make every save slower, as a slow disk would.</remarks>
-    public static DurableMemberLog Open(string dataDir, ulong clusterId, ulong memberId, Action<TimeSpan> onSync, DiskFaults faults, ILogger logger) =>
-        new(DurableRaftLog.Open(dataDir, new WalMetadata(clusterId, memberId), new WalOptions { SyncObserver = onSync }, logger), faults);
+    /// <remarks><paramref name="faults"/> (tests only) can make every save slower, as a slow disk would; <paramref name="segmentBytes"/>
+    /// (tests only) sets the WAL segment size.</remarks>
+    public static DurableMemberLog Open(string dataDir, ulong clusterId, ulong memberId, Action<TimeSpan> onSync, DiskFaults faults, ILogger logger,
+        long? segmentBytes = null)
+    {
+        var options = new WalOptions { SyncObserver = onSync };
+        if (segmentBytes is { } bytes)
+        {
+            options.SegmentSizeBytes = bytes;
+        }
+
+        return new(DurableRaftLog.Open(dataDir, new WalMetadata(clusterId, memberId), options, logger), faults);
+    }
 
     /// <summary>The owner recorded in an existing WAL, or null when the data dir has none.</summary>
     public static WalMetadata? ReadIdentity(string dataDir)
@@ -55,6 +65,9 @@ internal sealed class DurableMemberLog : IMemberLog
     }
 
     public Task ApplySnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken) => _log.ApplySnapshotAsync(snapshot, cancellationToken);
+
+    public Task CreateSnapshotAsync(ulong index, ConfState confState, ReadOnlyMemory<byte> data, ulong catchUpEntries, CancellationToken cancellationToken) =>
+        _log.CreateSnapshotAsync(index, confState, data, catchUpEntries, cancellationToken);
 
     public void Dispose() => _log.Dispose();
 }

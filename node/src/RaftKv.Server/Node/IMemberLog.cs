@@ -15,4 +15,10 @@ internal interface IMemberLog : IDisposable
 
     /// <summary>Installs a snapshot received from the leader.</summary>
     Task ApplySnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Records a snapshot of the applied state at <paramref name="index"/>, compacts the log to <paramref name="catchUpEntries"/>
+    /// before it and releases the WAL segments the snapshot covers.
+    /// </summary>
+    Task CreateSnapshotAsync(ulong index, ConfState confState, ReadOnlyMemory<byte> data, ulong catchUpEntries, CancellationToken cancellationToken);
 }

@@ -33,6 +33,9 @@ internal sealed record MemberHostOptions
 
     /// <summary>FOR TESTS: allow the Admin.SetPeerFault hook (see <see cref="PeerFaults"/>).</summary>
     public bool EnableTestHooks { get; init; }
+
+    /// <summary>FOR TESTS: WAL segment size (default 64 MiB), so tests see segments cut and released with little data.</summary>
+    public long? WalSegmentBytes { get; init; }
 }
 
 /// <summary>
@@ -129,11 +132,28 @@ internal sealed partial class MemberHost : IAsyncDisposable
             {
                 walFsync.Record(elapsed);
                 metrics.WalFsync.Observe(elapsed.TotalSeconds);
-            }, diskFaults, loggers.CreateLogger("raftkv.wal"));
+            }, diskFaults, loggers.CreateLogger("raftkv.wal"), options.WalSegmentBytes);
         }
         catch (Exception e) when (e is IOException or WalCorruptException or WalIdentityMismatchException)
         {
             throw new MemberStartException($"cannot open the WAL in '{config.EffectiveWalDir}': {e.Message}", e);
+        }
+
+        var snapshot = log.Log.Snapshot();
+        try
+        {
+            SnapshotCoordinator.RecoverStore(config.SnapDir, Path.Combine(config.SnapDir, "db"), snapshot.Metadata.Index, logger);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException)
+        {
+            log.Dispose();
+            throw new MemberStartException($"cannot recover the store in '{config.SnapDir}' from snapshot {snapshot.Metadata.Index}: {e.Message}", e);
+        }
+
+        if (snapshot.Data.Length > 0 && StateSnapshot.Parser.ParseFrom(snapshot.Data.Span).Membership is { } snapMembers
+            && snapMembers.AppliedIndex > membership.AppliedIndex)
+        {
+            membership = Membership.FromState(snapMembers); // stopped after installing a snapshot, before its membership was saved
         }
 
         try
@@ -165,6 +185,9 @@ internal sealed partial class MemberHost : IAsyncDisposable
         member.SetApplier(kv);
         kv.LeaseMetrics = new LeaseMetrics(metrics.Registry);
         var leases = new LeaseKeeper(member, kv.Store, new Lessor(options.Time), options.Time, loggers.CreateLogger("raftkv.lease"));
+        member.SetSnapshots(new SnapshotCoordinator(
+            new SnapshotSettings { Directory = config.SnapDir, SnapshotCount = config.SnapshotCount, CatchUpEntries = config.SnapshotCatchUpEntries },
+            log, kv, metrics, options.Time, loggers.CreateLogger("raftkv.snap")));
 
         var stopping = new CancellationTokenSource();
         WebApplication? app = null;

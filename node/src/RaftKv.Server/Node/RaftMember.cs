@@ -75,6 +75,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ITimer _ticker;
     private IRequestApplier? _applier;
+    private SnapshotCoordinator? _snapshots;
     private Task _loop = Task.CompletedTask;
     private long _nextRequestId;
 
@@ -107,6 +108,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
         _heartbeatMs = settings.HeartbeatMs;
         _electionMs = settings.ElectionMs;
         _initialMembers = settings.InitialMembers.ToDictionary(m => m.Id);
+        _applied = log.Storage.Snapshot().Metadata.Index;
         _nextRequestId = (long)(((settings.MemberId & 0xffff) << 48) | (((ulong)time.GetUtcNow().ToUnixTimeMilliseconds() << 8) & 0xffff_ffff_ffff));
         _node = new RaftNode(new RaftConfig
         {
@@ -172,6 +174,15 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
 
     /// <summary>Sets what applies client requests; before this, such requests fail with "not capable".</summary>
     public void SetApplier(IRequestApplier applier) => _applier = applier;
+
+    /// <summary>Sets what makes, sends and installs snapshots; before this, the member makes none and cannot install one.</summary>
+    public void SetSnapshots(SnapshotCoordinator snapshots) => _snapshots = snapshots;
+
+    /// <summary>Index of the newest Raft snapshot (made here or received); 0 when none.</summary>
+    public ulong SnapshotIndex => _log.Storage.Snapshot().Metadata.Index;
+
+    /// <summary>First index still in the Raft log (after compaction).</summary>
+    public ulong LogFirstIndex => _log.Storage.FirstIndex();
 
     public static int ElectionTicks(int heartbeatMs, int electionMs) => Math.Max(2, electionMs / heartbeatMs);
 
@@ -328,6 +339,8 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
 
     public void Deliver(Message message) => _inputs.Writer.TryWrite(message);
 
+    public string? SnapshotDirectory => _snapshots?.Directory;
+
     public Wire.MembersResponse Members()
     {
         var response = new Wire.MembersResponse { ClusterId = ClusterId };
@@ -470,7 +483,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
             OnSoftState(soft);
         }
 
-        _transport.Send(rd.Messages);
+        SendMessages(rd.Messages);
         if (rd.Snapshot is { } snapshot)
         {
             await _log.ApplySnapshotAsync(snapshot, ct).ConfigureAwait(false);
@@ -481,7 +494,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
             await _log.SaveAsync(rd.Entries, rd.HardState, ct).ConfigureAwait(false);
         }
 
-        _transport.Send(rd.MessagesAfterPersist);
+        SendMessages(rd.MessagesAfterPersist);
         if (rd.Snapshot is { } s)
         {
             RestoreSnapshot(s);
@@ -508,6 +521,37 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
             Volatile.Write(ref _term, hs.Term);
             Volatile.Write(ref _commit, hs.Commit);
             _metrics.ProposalsCommitted.Set(hs.Commit);
+        }
+
+        var applied = Volatile.Read(ref _applied);
+        if (_snapshots is { } snapshots && snapshots.IsDue(applied))
+        {
+            await snapshots.CreateAsync(applied, _node.ConfState, Membership.ToState(), ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Sends a Ready's messages; a snapshot goes with a copy of the store as applied now, on a call of its own.</summary>
+    private void SendMessages(IReadOnlyList<Message> messages)
+    {
+        if (_snapshots is not { } snapshots || !messages.Any(m => m.Type == MessageType.MsgSnap))
+        {
+            _transport.Send(messages);
+            return;
+        }
+
+        _transport.Send([.. messages.Where(m => m.Type != MessageType.MsgSnap)]);
+        foreach (var m in messages.Where(m => m.Type == MessageType.MsgSnap))
+        {
+            try
+            {
+                var (message, image) = snapshots.PrepareOutgoing(m, _node.ConfState, Membership.ToState());
+                _transport.SendSnapshot(message, image);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or LightningDB.LightningException)
+            {
+                LogSnapshotCopyFailed(_logger, m.To, e);
+                ReportSnapshot(m.To, SnapshotStatus.Failure);
+            }
         }
     }
 
@@ -669,18 +713,20 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
 
     private void RestoreSnapshot(Snapshot snapshot)
     {
-        if (snapshot.Data.Length == 0)
-        {
-            return;
-        }
-
-        var image = StateSnapshot.Parser.ParseFrom(snapshot.Data.Span);
-        if (image.Membership is { } state)
+        _snapshots?.InstallReceived(snapshot.Metadata);
+        _isLearner = snapshot.Metadata.ConfState.Learners.Contains(MemberId);
+        if (snapshot.Data.Length > 0 && StateSnapshot.Parser.ParseFrom(snapshot.Data.Span).Membership is { } state)
         {
             foreach (var m in state.Members)
             {
                 Membership.Upsert(m, state.AppliedIndex);
                 _transport.AddOrUpdatePeer(m.Id, [.. m.PeerUrls.Select(u => new Uri(u))]);
+            }
+
+            foreach (var id in state.Removed.Where(id => !Membership.IsRemoved(id)))
+            {
+                Membership.Remove(id, state.AppliedIndex);
+                _ = _transport.RemovePeerAsync(id);
             }
 
             SaveMembership();
@@ -803,6 +849,9 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "member {Member:x} was removed from the cluster; it stops taking part")]
     private static partial void LogRemoved(ILogger logger, ulong member);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "could not copy the store for a snapshot to {Peer:x}; Raft retries later")]
+    private static partial void LogSnapshotCopyFailed(ILogger logger, ulong peer, Exception error);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "the Raft loop failed; the member stops")]
     private static partial void LogLoopFailed(ILogger logger, Exception error);

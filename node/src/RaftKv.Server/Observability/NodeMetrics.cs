@@ -39,6 +39,14 @@ internal sealed class NodeMetrics
         SnapshotSendSuccess = f.CreateCounter("etcd_network_snapshot_send_success", "Total number of successful snapshot sends", "To");
         SnapshotSendFailures = f.CreateCounter("etcd_network_snapshot_send_failures", "Total number of snapshot send failures", "To");
         SnapshotReceiveSuccess = f.CreateCounter("etcd_network_snapshot_receive_success", "Total number of successful snapshot receives", "From");
+        SnapshotReceiveFailures = f.CreateCounter("etcd_network_snapshot_receive_failures", "Total number of snapshot receive failures", "From");
+        SnapshotSendDuration = f.CreateHistogram("etcd_network_snapshot_send_total_duration_seconds", "Total latency distributions of v3 snapshot sends",
+            new HistogramConfiguration { LabelNames = ["To"], Buckets = Histogram.ExponentialBuckets(0.1, 2, 10) });
+        SnapshotReceiveDuration = f.CreateHistogram("etcd_network_snapshot_receive_total_duration_seconds", "Total latency distributions of v3 snapshot receives",
+            new HistogramConfiguration { LabelNames = ["From"], Buckets = Histogram.ExponentialBuckets(0.1, 2, 10) });
+        SnapSave = f.CreateHistogram("etcd_debugging_snap_save_total_duration_seconds", "The total latency distributions of save called by snapshot.",
+            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.001, 2, 14) });
+        SnapshotApplyInProgress = f.CreateGauge("etcd_server_snapshot_apply_in_progress_total", "1 if the server is applying the incoming snapshot. 0 if none.");
     }
 
     public CollectorRegistry Registry { get; }
@@ -88,6 +96,16 @@ internal sealed class NodeMetrics
     public Counter SnapshotSendFailures { get; }
 
     public Counter SnapshotReceiveSuccess { get; }
+
+    public Counter SnapshotReceiveFailures { get; }
+
+    public Histogram SnapshotSendDuration { get; }
+
+    public Histogram SnapshotReceiveDuration { get; }
+
+    public Histogram SnapSave { get; }
+
+    public Gauge SnapshotApplyInProgress { get; }
 
     /// <summary>etcd formats member ids as 16-digit lowercase hex without padding (%x).</summary>
     public static string IdLabel(ulong id) => id.ToString("x", System.Globalization.CultureInfo.InvariantCulture);

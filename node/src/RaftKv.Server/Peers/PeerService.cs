@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Grpc.Core;
 using RaftKv.Raft;
 using RaftKv.Server.Observability;
@@ -14,6 +15,9 @@ internal interface IPeerInbox
 
     /// <summary>A message from a peer for the local Raft node; must not block.</summary>
     void Deliver(Message message);
+
+    /// <summary>Where received snapshot images are written (<c>member/snap</c>); null: snapshots with an image are refused.</summary>
+    string? SnapshotDirectory { get; }
 
     /// <summary>The membership as this member knows it (for members joining an existing cluster).</summary>
     Wire.MembersResponse Members();
@@ -80,60 +84,25 @@ internal sealed class PeerService : Wire.Peer.PeerBase
 
     public override async Task<Wire.SnapshotReceived> SendSnapshot(IAsyncStreamReader<Wire.SnapshotChunk> requestStream, ServerCallContext context)
     {
-        Wire.SnapshotChunk? first = null;
-        byte[] data = [];
-        var offset = 0;
-        await foreach (var chunk in requestStream.ReadAllAsync(context.CancellationToken).ConfigureAwait(false))
-        {
-            if (first is null)
-            {
-                Check(chunk.ClusterId, chunk.From, chunk.To);
-                if (chunk.Message is null || chunk.Message.Type != (uint)MessageType.MsgSnap)
-                {
-                    throw new RpcException(new Status(StatusCode.InvalidArgument, "the first snapshot chunk must carry the MsgSnap"));
-                }
-
-                if (chunk.TotalBytes > int.MaxValue)
-                {
-                    throw new RpcException(new Status(StatusCode.InvalidArgument, $"snapshot of {chunk.TotalBytes} bytes is larger than this member accepts (2 GiB)"));
-                }
-
-                first = chunk;
-                data = new byte[chunk.TotalBytes];
-            }
-
-            if (offset + chunk.Data.Length > data.Length)
-            {
-                throw new RpcException(new Status(StatusCode.InvalidArgument, $"snapshot chunks exceed the announced {data.Length} bytes"));
-            }
-
-            chunk.Data.Span.CopyTo(data.AsSpan(offset));
-            offset += chunk.Data.Length;
-        }
-
-        if (first is null)
-        {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "empty snapshot stream"));
-        }
-
-        if (offset != data.Length)
-        {
-            throw new RpcException(new Status(StatusCode.DataLoss, $"snapshot stream ended after {offset} of {data.Length} bytes"));
-        }
-
-        Message message;
+        var started = Stopwatch.GetTimestamp();
+        ulong from = 0;
         try
         {
-            message = PeerCodec.Decode(first.Message, data);
+            var (message, bytes) = await SnapshotReceiver.ReceiveAsync(requestStream, first =>
+            {
+                Check(first.ClusterId, first.From, first.To);
+                from = first.From;
+            }, _inbox.SnapshotDirectory, context.CancellationToken).ConfigureAwait(false);
+            _inbox.Deliver(message);
+            _metrics.SnapshotReceiveSuccess.WithLabels(NodeMetrics.IdLabel(from)).Inc();
+            _metrics.SnapshotReceiveDuration.WithLabels(NodeMetrics.IdLabel(from)).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            return new Wire.SnapshotReceived { Bytes = bytes };
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (from != 0 && e is RpcException or IOException)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, e.Message));
+            _metrics.SnapshotReceiveFailures.WithLabels(NodeMetrics.IdLabel(from)).Inc();
+            throw e is RpcException ? e : new RpcException(new Status(StatusCode.Internal, "storing the snapshot image failed: " + e.Message));
         }
-
-        _inbox.Deliver(message);
-        _metrics.SnapshotReceiveSuccess.WithLabels(NodeMetrics.IdLabel(first.From)).Inc();
-        return new Wire.SnapshotReceived { Bytes = (ulong)offset };
     }
 
     public override Task<Wire.ProbeReply> Echo(Wire.Probe request, ServerCallContext context)

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
-using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
@@ -123,6 +122,23 @@ internal sealed partial class PeerTransport : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Sends a MsgSnap with its store image on a call of its own (never blocks); the outcome goes to
+    /// <see cref="IPeerTransportEvents.ReportSnapshot"/> and the image is released either way.
+    /// </summary>
+    public void SendSnapshot(Message message, SnapshotImage? image)
+    {
+        if (!_peers.TryGetValue(message.To, out var sender))
+        {
+            LogUnknownPeer(_logger, message.Type, message.To);
+            image?.Release();
+            _events.ReportSnapshot(message.To, SnapshotStatus.Failure);
+            return;
+        }
+
+        sender.SendSnapshot(message, image);
+    }
+
     /// <summary>RTT percentiles and connection state per peer.</summary>
     public IReadOnlyList<PeerState> Describe() =>
         [.. _peers.Values.OrderBy(p => p.Id).Select(p => new PeerState(p.Id, p.Connected, p.Rtt.Summarize()))];
@@ -149,6 +165,9 @@ internal sealed partial class PeerTransport : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "dropped internal Raft message to {Peer:x} since its sending buffer is full")]
     private static partial void LogQueueFull(ILogger logger, ulong peer);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "sent snapshot at index {Index} to {Peer:x} ({Bytes} bytes of store image)")]
+    private static partial void LogSnapshotSent(ILogger logger, ulong peer, ulong index, ulong bytes);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "sending snapshot at index {Index} to {Peer:x} failed: {Error}")]
     private static partial void LogSnapshotFailed(ILogger logger, ulong peer, ulong index, string error);
@@ -202,7 +221,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
         {
             if (m.Type == MessageType.MsgSnap)
             {
-                _ = Task.Run(() => SendSnapshotAsync(m));
+                SendSnapshot(m, null);
                 return;
             }
 
@@ -218,6 +237,8 @@ internal sealed partial class PeerTransport : IAsyncDisposable
                 _owner._events.ReportUnreachable(Id);
             }
         }
+
+        public void SendSnapshot(Message m, SnapshotImage? image) => _ = Task.Run(() => SendSnapshotAsync(m, image));
 
         private Wire.Peer.PeerClient Client(out Uri url)
         {
@@ -423,10 +444,11 @@ internal sealed partial class PeerTransport : IAsyncDisposable
             }
         }
 
-        private async Task SendSnapshotAsync(Message m)
+        private async Task SendSnapshotAsync(Message m, SnapshotImage? image)
         {
             var ct = _stop.Token;
             var snapshot = m.Snapshot ?? Snapshot.Empty;
+            var started = _owner._time.GetTimestamp();
             try
             {
                 if (_owner._faults.ShouldDrop(Id))
@@ -434,32 +456,13 @@ internal sealed partial class PeerTransport : IAsyncDisposable
                     throw new RpcException(new Status(StatusCode.Unavailable, "test hook dropped the snapshot"));
                 }
 
-                var client = Client(out _);
-                using var call = client.SendSnapshot(cancellationToken: ct);
-                var data = snapshot.Data;
-                var chunk = _owner._options.SnapshotChunkBytes;
-                var first = new Wire.SnapshotChunk
-                {
-                    ClusterId = _owner._options.ClusterId,
-                    From = _owner._options.MemberId,
-                    To = Id,
-                    Message = PeerCodec.Encode(m),
-                    TotalBytes = (ulong)data.Length,
-                    Data = ByteString.CopyFrom(data.Span[..Math.Min(chunk, data.Length)]),
-                };
-                await call.RequestStream.WriteAsync(first, ct).ConfigureAwait(false);
-                for (var offset = Math.Min(chunk, data.Length); offset < data.Length; offset += chunk)
-                {
-                    var piece = data.Slice(offset, Math.Min(chunk, data.Length - offset));
-                    await call.RequestStream.WriteAsync(new Wire.SnapshotChunk { Data = ByteString.CopyFrom(piece.Span) }, ct).ConfigureAwait(false);
-                }
-
-                await call.RequestStream.CompleteAsync().ConfigureAwait(false);
-                await call.ResponseAsync.ConfigureAwait(false);
+                var bytes = await SnapshotSender.SendAsync(Client(out _), _owner._options, Id, m, image?.Path, ct).ConfigureAwait(false);
                 _owner._metrics.SnapshotSendSuccess.WithLabels(_label).Inc();
+                _owner._metrics.SnapshotSendDuration.WithLabels(_label).Observe(_owner._time.GetElapsedTime(started).TotalSeconds);
+                LogSnapshotSent(_owner._logger, Id, snapshot.Metadata.Index, bytes);
                 _owner._events.ReportSnapshot(Id, SnapshotStatus.Finish);
             }
-            catch (Exception e) when (e is RpcException or IOException or InvalidOperationException or HttpRequestException)
+            catch (Exception e) when (e is RpcException or IOException or InvalidOperationException or HttpRequestException or UnauthorizedAccessException)
             {
                 LogSnapshotFailed(_owner._logger, Id, snapshot.Metadata.Index, e.Message);
                 _owner._metrics.SnapshotSendFailures.WithLabels(_label).Inc();
@@ -467,6 +470,11 @@ internal sealed partial class PeerTransport : IAsyncDisposable
             }
             catch (OperationCanceledException)
             {
+                _owner._events.ReportSnapshot(Id, SnapshotStatus.Failure);
+            }
+            finally
+            {
+                image?.Release();
             }
         }
 

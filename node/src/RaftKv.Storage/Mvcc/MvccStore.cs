@@ -893,6 +893,73 @@ public sealed partial class MvccStore : IDisposable
         }
     }
 
+    /// <summary>
+    /// Writes a consistent copy of the whole store (every table in the LMDB environment, compacted) to the file
+    /// <paramref name="path"/> (replaced if present) and returns the Raft position it holds: the consistent index and the term
+    /// of that entry. Writers wait while the copy runs; readers do not.
+    /// </summary>
+    public (ulong Index, ulong Term) CopyTo(string path)
+    {
+        lock (_writerLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            File.Delete(path);
+            _env.CopyTo(path, compact: true).ThrowOnError();
+            var state = _state;
+            return (state.ConsistentIndex, state.Term);
+        }
+    }
+
+    /// <summary>
+    /// Reads the Raft position (consistent index, term) recorded in a store file written by <see cref="CopyTo"/>, without
+    /// opening it as the store; throws <see cref="InvalidDataException"/> when the file is not a readable store.
+    /// </summary>
+    public static (ulong Index, ulong Term) ReadPosition(string path)
+    {
+        LmdbLibrary.EnsureResolver();
+        try
+        {
+            using var env = new LightningEnvironment(path, new EnvironmentConfiguration { MaxDatabases = 8, MaxReaders = 4 });
+            env.Open(EnvironmentOpenFlags.NoSubDir | EnvironmentOpenFlags.ReadOnly | EnvironmentOpenFlags.NoLock);
+            using var tx = env.BeginTransaction(TransactionBeginFlags.ReadOnly);
+            using var meta = tx.OpenDatabase("meta");
+            return (ReadU64(tx, meta, ConsistentIndexKey), ReadU64(tx, meta, TermKey));
+        }
+        catch (LightningException e)
+        {
+            throw new InvalidDataException($"'{path}' is not a readable store file: {e.Message}", e);
+        }
+
+        static ulong ReadU64(LightningTransaction tx, LightningDatabase db, byte[] key)
+        {
+            var (rc, _, v) = tx.Get(db, key);
+            return rc == MDBResultCode.Success && v.AsSpan().Length == 8 ? BinaryPrimitives.ReadUInt64BigEndian(v.AsSpan()) : 0;
+        }
+    }
+
+    /// <summary>
+    /// Replaces the whole store with the store file at <paramref name="path"/> (a snapshot received from the leader, written by
+    /// <see cref="CopyTo"/>): closes the environment, renames the file over the store's, reopens and rebuilds the key index.
+    /// The file is moved, not copied.
+    /// </summary>
+    public void ReplaceWith(string path)
+    {
+        lock (_writerLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _lock.EnterWriteLock();
+            try
+            {
+                DropReaders();
+                ReplaceFile(path);
+            }
+            finally
+            {
+                _lock.ExitWriteLock();
+            }
+        }
+    }
+
     /// <summary>Replaces the whole store with a copy written by <see cref="WriteSnapshot"/> (a follower installing a snapshot).</summary>
     public void RestoreSnapshot(Stream source)
     {
