@@ -158,6 +158,41 @@ public sealed class WalTests
     }
 
     [Fact]
+    public async Task A_wal_reopens_after_release_when_its_oldest_kept_segment_holds_a_rewrite_of_earlier_entries()
+    {
+        using var dir = new TempDir();
+        var options = new WalOptions { SegmentSizeBytes = 4096 };
+        ulong cutAfter;
+        using (var wal = WriteAheadLog.Create(dir.Path, Me, options))
+        {
+            ulong i = 0;
+            do
+            {
+                i++;
+                await wal.AppendAsync([E(i, size: 100)], new HardState(1, 0, 0));
+            }
+            while (wal.SegmentNames.Count < 3);
+
+            cutAfter = i; // the newest segment starts at cutAfter + 1; entries cutAfter-2.. were never committed
+            await wal.AppendAsync([E(cutAfter + 1, size: 100)], new HardState(1, 0, 0));
+            await wal.AppendAsync([E(cutAfter - 2, term: 2, size: 100), E(cutAfter - 1, term: 2, size: 100)], new HardState(2, 0, cutAfter - 3));
+            for (var j = cutAfter; j <= cutAfter + 10; j++)
+            {
+                await wal.AppendAsync([E(j, term: 2, size: 100)], new HardState(2, 0, j));
+            }
+
+            await wal.SaveSnapshotAsync(new WalSnapshot(cutAfter + 5, 2, new ConfState([1])));
+            wal.ReleaseTo(cutAfter + 5);
+            Assert.StartsWith($"{cutAfter + 1:x16}", wal.SegmentNames[0][17..], StringComparison.Ordinal);
+        }
+
+        var (w, c) = WriteAheadLog.Open(dir.Path, Me, WalSnapshot.Zero, options);
+        w.Dispose();
+        Assert.Equal(Enumerable.Range(0, 13).Select(k => cutAfter - 2 + (ulong)k), c.Entries.Select(e => e.Index));
+        Assert.All(c.Entries, e => Assert.Equal(2UL, e.Term));
+    }
+
+    [Fact]
     public async Task A_data_dir_of_another_member_is_refused()
     {
         using var dir = new TempDir();

@@ -57,6 +57,14 @@ public sealed partial class SnapshotTests
         await cluster.StopMemberAsync(behind);
 
         await PutManyAsync(cluster.Endpoint(leader), "a/", 10, 200);
+
+        // A lease with a key, granted while the member is away: it reaches the member only inside the snapshot's store.
+        using (var channel = GrpcChannel.ForAddress("http://" + cluster.Endpoint(leader)))
+        {
+            var lease = await new Lease.LeaseClient(channel).LeaseGrantAsync(new LeaseGrantRequest { TTL = 600 });
+            await new KV.KVClient(channel).PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8("leased"), Value = ByteString.CopyFromUtf8("v"), Lease = lease.ID });
+            await PutManyAsync(cluster.Endpoint(leader), "a/", 210, 60);
+        }
         await Eventually.TrueAsync(() => cluster.Host(leader).Member.LogFirstIndex > appliedWhenStopped + 1,
             () => $"leader log starts at {cluster.Host(leader).Member.LogFirstIndex}, stopped member applied {appliedWhenStopped}");
 
@@ -64,7 +72,7 @@ public sealed partial class SnapshotTests
         await WaitCaughtUpAsync(cluster, [0, 1, 2]);
         Assert.True(cluster.Host(behind).Member.SnapshotIndex > appliedWhenStopped,
             $"the member behind should hold the leader's snapshot; its snapshot is at {cluster.Host(behind).Member.SnapshotIndex}");
-        await AssertSameStateAsync(cluster, [0, 1, 2], expectedKeys: 210);
+        await AssertSameStateAsync(cluster, [0, 1, 2], expectedKeys: 271);
         var sent = 0.0;
         for (var i = 0; i < 3; i++)
         {
@@ -74,7 +82,7 @@ public sealed partial class SnapshotTests
         Assert.True(sent >= 1, $"etcd_network_snapshot_send_success summed over the members is {sent}");
         await PutManyAsync(cluster.Endpoint(behind), "c/", 0, 5);
         await WaitCaughtUpAsync(cluster, [0, 1, 2]);
-        await AssertSameStateAsync(cluster, [0, 1, 2], expectedKeys: 215);
+        await AssertSameStateAsync(cluster, [0, 1, 2], expectedKeys: 276);
     }
 
     [Fact]
@@ -142,8 +150,9 @@ public sealed partial class SnapshotTests
             });
             var hash = await new Maintenance.MaintenanceClient(channel).HashKVAsync(new HashKVRequest());
             Assert.Equal(expectedKeys, range.Kvs.Count(k => !k.Key.ToStringUtf8().StartsWith("after", StringComparison.Ordinal)));
-            var dump = string.Join('\n', range.Kvs.Select(k => $"{k.Key.ToStringUtf8()}={k.Value.ToStringUtf8()} c{k.CreateRevision} m{k.ModRevision} v{k.Version}"));
-            seen.Add($"revision {range.Header.Revision} hashkv {hash.Hash} compact {hash.CompactRevision}\n{dump}");
+            var dump = string.Join('\n', range.Kvs.Select(k => $"{k.Key.ToStringUtf8()}={k.Value.ToStringUtf8()} c{k.CreateRevision} m{k.ModRevision} v{k.Version} l{k.Lease}"));
+            var leases = await new Lease.LeaseClient(channel).LeaseLeasesAsync(new LeaseLeasesRequest());
+            seen.Add($"revision {range.Header.Revision} hashkv {hash.Hash} compact {hash.CompactRevision} leases [{string.Join(',', leases.Leases.Select(l => l.ID))}]\n{dump}");
         }
 
         for (var i = 1; i < seen.Count; i++)

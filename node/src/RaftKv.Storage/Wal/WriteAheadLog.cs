@@ -710,6 +710,7 @@ public sealed partial class WriteAheadLog : IDisposable
     {
         private readonly List<Entry> _entries = [];
         private ulong _base;
+        private bool _baseInferred; // _base came from the oldest kept entry, not from a snapshot
 
         public WalMetadata? Metadata { get; private set; }
 
@@ -751,6 +752,7 @@ public sealed partial class WriteAheadLog : IDisposable
                             // A snapshot from the leader jumped past our log: the log continues after it.
                             _entries.Clear();
                             _base = snap.Index;
+                            _baseInferred = false;
                         }
 
                         LastIndex = Math.Max(LastIndex, snap.Index);
@@ -774,6 +776,14 @@ public sealed partial class WriteAheadLog : IDisposable
             // Opened without a snapshot: after released segments the log starts wherever its oldest kept entry is.
             if (_entries.Count == 0 && start.Index == 0 && _base == 0)
             {
+                _base = e.Index - 1;
+                _baseInferred = true;
+            }
+            else if (_baseInferred && e.Index <= _base)
+            {
+                // A new leader rewrote entries that began in a released segment: the kept log restarts at the rewrite
+                // (everything before it is covered by the snapshot that released the segment).
+                _entries.Clear();
                 _base = e.Index - 1;
             }
 
