@@ -65,9 +65,9 @@ bench: deps ## Run the benchmarks; results are written to bench/results/
 	if [ $$found -eq 0 ]; then echo "make bench: no benchmark has landed yet"; exit 2; fi
 
 .PHONY: chaos
-chaos: ## Fault suite against real processes (issue 'Fault suite'; FULL=1 for the long set)
-	@if [ ! -d tests/RaftKv.Chaos ]; then echo "make chaos: the fault suite (issue 'Fault suite') has not landed yet"; exit 2; fi
-	$(DOTNET) run --project tests/RaftKv.Chaos -c $(CONFIG) -- $(if $(FULL),--full,)
+chaos: ## Fault suite against real bin/raftkv processes (bounded set; FULL=1 the long set; ARGS='--scenario X --seed N' replays)
+	$(PUBLISH) node/src/RaftKv.Server/RaftKv.Server.csproj -o bin
+	$(DOTNET) run --project tests/RaftKv.Chaos -c $(CONFIG) -- $(if $(FULL),--full,) $(ARGS)
 
 CHART := charts/raftkv-operator
 CRD_FILE := raftkv.io_raftclusters.yaml
