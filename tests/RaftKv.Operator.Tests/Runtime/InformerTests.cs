@@ -101,6 +101,26 @@ public sealed class InformerTests
         await stop();
     }
 
+    [Fact]
+    public async Task A_watch_the_server_ends_without_events_is_started_again_after_a_growing_backoff()
+    {
+        var server = new FakeServer { EndWatchesAtOnce = true };
+        var time = new FakeTimeProvider();
+        var (informer, _, stop) = Start(server, time);
+        await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(Eventually.DefaultTimeout);
+        await Eventually.Until(() => server.WatchesStarted.Count == 1, () => $"watches: {server.WatchesStarted.Count}");
+
+        // Not in a tight loop: the next watch waits for the first delay (200 ms), the one after for twice that.
+        time.Advance(TimeSpan.FromMilliseconds(199));
+        await Task.Yield();
+        Assert.Single(server.WatchesStarted);
+        await Eventually.Until(() => { time.Advance(TimeSpan.FromMilliseconds(1)); return server.WatchesStarted.Count == 2; }, () => $"watches: {server.WatchesStarted.Count}");
+        var second = time.GetUtcNow();
+        await Eventually.Until(() => { time.Advance(TimeSpan.FromMilliseconds(50)); return server.WatchesStarted.Count == 3; }, () => $"watches: {server.WatchesStarted.Count}");
+        Assert.True(time.GetUtcNow() - second >= TimeSpan.FromMilliseconds(400), $"third watch after {(time.GetUtcNow() - second).TotalMilliseconds} ms");
+        await stop();
+    }
+
     private static (Informer<V1ConfigMap> Informer, List<string> Seen, Func<Task> Stop) Start(FakeServer server, TimeProvider? time = null)
     {
         var informer = new Informer<V1ConfigMap>(server, time ?? TimeProvider.System, NullLogger.Instance);
@@ -149,6 +169,9 @@ public sealed class InformerTests
         public long Version { get; private set; }
 
         public int FailLists { get; set; }
+
+        /// <summary>Every watch ends at once without an event.</summary>
+        public bool EndWatchesAtOnce { get; set; }
 
         public int ListCalls { get; private set; }
 
@@ -243,6 +266,16 @@ public sealed class InformerTests
         public async IAsyncEnumerable<WatchEvent<V1ConfigMap>> WatchAsync(string resourceVersion, [EnumeratorCancellation] CancellationToken cancellationToken)
         {
             await _released.Task.WaitAsync(cancellationToken);
+            if (EndWatchesAtOnce)
+            {
+                lock (_lock)
+                {
+                    WatchesStarted.Add(resourceVersion);
+                }
+
+                yield break;
+            }
+
             var from = long.Parse(resourceVersion, CultureInfo.InvariantCulture);
             var channel = Channel.CreateUnbounded<WatchEvent<V1ConfigMap>>();
             lock (_lock)

@@ -104,10 +104,21 @@ internal sealed partial class Informer<T>
                     await RelistAsync(cancellationToken);
                 }
 
+                var received = false;
                 await foreach (var change in _source.WatchAsync(ResourceVersion!, cancellationToken))
                 {
                     Apply(change);
+                    received = true;
                     delay = _options.RetryDelay;
+                }
+
+                if (!received)
+                {
+                    // The server ended the watch without sending anything (overloaded, or a proxy that cuts streams):
+                    // back off like after a failure instead of re-watching in a tight loop.
+                    LogEmptyWatch(_source.Description, delay);
+                    await Task.Delay(delay, _time, cancellationToken);
+                    delay = delay * 2 > _options.MaxRetryDelay ? _options.MaxRetryDelay : delay * 2;
                 }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -219,6 +230,9 @@ internal sealed partial class Informer<T>
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Watch of {Source} from resourceVersion {ResourceVersion} expired ({Reason}); listing again")]
     private partial void LogExpired(string source, string? resourceVersion, string reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Watch of {Source} ended without events; watching again in {Delay}")]
+    private partial void LogEmptyWatch(string source, TimeSpan delay);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "List or watch of {Source} failed; retrying in {Delay}")]
     private partial void LogWatchFailed(Exception exception, string source, TimeSpan delay);
