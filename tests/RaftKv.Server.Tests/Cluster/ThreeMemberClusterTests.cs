@@ -204,6 +204,28 @@ public sealed class ThreeMemberClusterTests
     }
 
     [Fact]
+    public async Task A_follower_restarted_behind_by_more_than_the_client_request_limit_catches_up()
+    {
+        // Found by the fault suite (clean-restart-3): the leader's catch-up batch exceeded the peer server's receive
+        // limit (the client one, about 2 MiB), was refused with RESOURCE_EXHAUSTED and resent forever.
+        await using var cluster = await TestCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        await cluster.StopMemberAsync(follower);
+        using var channel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(leader)}");
+        var kv = new RaftKv.Protocol.Etcd.KV.KVClient(channel);
+        var value = Google.Protobuf.ByteString.CopyFrom(new byte[1024 * 1024]);
+        for (var i = 0; i < 6; i++)
+        {
+            await kv.PutAsync(new RaftKv.Protocol.Etcd.PutRequest { Key = Google.Protobuf.ByteString.CopyFromUtf8($"big{i}"), Value = value });
+        }
+
+        await cluster.RestartAllAsync();
+
+        await Eventually.TrueAsync(() => cluster.Host(follower).Member.AppliedIndex >= cluster.Host(leader).Member.CommitIndex, cluster.Describe);
+    }
+
+    [Fact]
     public async Task Disk_fault_hook_slows_every_log_save_until_cleared()
     {
         await using var cluster = await TestCluster.StartAsync();
@@ -240,6 +262,31 @@ public sealed class ThreeMemberClusterTests
 /// <summary>Growing a cluster the way etcd documents it: add as learner, start the member, promote once it caught up.</summary>
 public sealed class JoinTests
 {
+    [Fact]
+    public async Task Promote_through_a_follower_that_has_not_applied_the_add_yet_is_answered_by_the_leader()
+    {
+        // Found by the fault suite (membership-3): the follower answered "member not found" for a learner the leader had just added.
+        await using var cluster = await TestCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        using var leaderChannel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(leader)}");
+        using var followerChannel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(follower)}");
+
+        // The follower's log saves take 3 s, so it applies the addition late; the leader and the other follower commit it.
+        await new Admin.AdminClient(followerChannel).SetDiskFaultAsync(new DiskFaultRequest { FsyncDelayMs = 3000 });
+        var added = await new RaftKv.Protocol.Etcd.Cluster.ClusterClient(leaderChannel).MemberAddAsync(
+            new RaftKv.Protocol.Etcd.MemberAddRequest { PeerURLs = { $"http://127.0.0.1:{FreePorts.Take(1)[0]}" }, IsLearner = true });
+        Assert.Null(cluster.Host(follower).Member.Membership.Get(added.Member.ID));
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => new RaftKv.Protocol.Etcd.Cluster.ClusterClient(followerChannel)
+            .MemberPromoteAsync(new RaftKv.Protocol.Etcd.MemberPromoteRequest { ID = added.Member.ID }).ResponseAsync);
+
+        // The learner never started, so the leader says it is not in sync (etcd's answer), not that it does not exist.
+        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+        Assert.Equal("etcdserver: can only promote a learner member which is in sync with leader", refused.Status.Detail);
+        await new Admin.AdminClient(followerChannel).SetDiskFaultAsync(new DiskFaultRequest { FsyncDelayMs = 0 });
+    }
+
     [Fact]
     public async Task A_learner_joins_catches_up_and_is_promoted_to_voter()
     {

@@ -119,12 +119,8 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
 
     public override async Task<MemberPromoteResponse> MemberPromote(MemberPromoteRequest request, ServerCallContext context)
     {
-        var target = _member.Membership.Get(request.ID) ?? throw EtcdErrors.MemberNotFound;
-        if (!target.IsLearner)
-        {
-            throw EtcdErrors.MemberNotLearner;
-        }
-
+        // A follower forwards before looking the member up: it may not have applied the member's addition yet (the
+        // leader answered that add), and would then call a member the cluster has "not found".
         var leader = _member.Leader;
         if (leader == 0)
         {
@@ -134,6 +130,12 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
         if (leader != _member.MemberId)
         {
             return await ForwardPromoteAsync(leader, request, context).ConfigureAwait(false);
+        }
+
+        var target = _member.Membership.Get(request.ID) ?? throw EtcdErrors.MemberNotFound;
+        if (!target.IsLearner)
+        {
+            throw EtcdErrors.MemberNotLearner;
         }
 
         var status = await _member.StatusAsync().ConfigureAwait(false);

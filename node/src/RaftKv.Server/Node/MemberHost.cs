@@ -275,6 +275,12 @@ internal sealed partial class MemberHost : IAsyncDisposable
             // etcd accepts requests up to --max-request-bytes plus gRPC framing overhead; larger ones are refused by size checks in the services.
             o.MaxReceiveMessageSize = config.MaxRequestBytes + (512 * 1024);
             o.MaxSendMessageSize = null;
+        }).AddServiceOptions<PeerService>(o =>
+        {
+            // Not the client limit: a batch of Raft messages to a member that fell behind can be far larger, and a batch
+            // refused for its size is resent as it was, forever (found by the fault suite: a restarted follower never
+            // caught up). The peer port serves only cluster members.
+            o.MaxReceiveMessageSize = null;
         });
         var headers = new Headers(member, () => kv.Store.CurrentRevision);
         builder.Services.AddSingleton(new KvService(member, kv, headers, config.MaxRequestBytes));
