@@ -302,17 +302,20 @@ internal sealed partial class PodWorker : IDisposable
         var env = Environment(container, pod);
         string Expand(string s) => Regex.Replace(s, @"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", m => env.TryGetValue(m.Groups[1].Value, out var v) ? v : m.Value, RegexOptions.None, TimeSpan.FromSeconds(1));
         var mounts = Mounts(container, (JsonObject)pod["spec"]!);
+        // A path below a mountPath that already exists on the host (say a kubeconfig under /tmp/... that a test hands the
+        // pod while the pod mounts an emptyDir at /tmp) names that host file: it is left alone.
+        static bool OnHost(string path) => File.Exists(path) || Directory.Exists(path);
         string Remap(string s)
         {
             foreach (var (mountPath, dir) in mounts.OrderByDescending(m => m.MountPath.Length))
             {
-                if (s == mountPath || s.StartsWith(mountPath + "/", StringComparison.Ordinal))
+                if (s == mountPath || (s.StartsWith(mountPath + "/", StringComparison.Ordinal) && !OnHost(s)))
                 {
                     return dir + s[mountPath.Length..];
                 }
 
                 var eq = s.IndexOf("=" + mountPath, StringComparison.Ordinal);
-                if (eq >= 0 && (s.Length == eq + 1 + mountPath.Length || s[eq + 1 + mountPath.Length] == '/'))
+                if (eq >= 0 && (s.Length == eq + 1 + mountPath.Length || (s[eq + 1 + mountPath.Length] == '/' && !OnHost(s[(eq + 1)..]))))
                 {
                     return s[..(eq + 1)] + dir + s[(eq + 1 + mountPath.Length)..];
                 }
