@@ -22,6 +22,7 @@ public sealed class CliTests
     [InlineData("--workers takes a positive number", "--workers", "0")]
     [InlineData("not a positive duration", "--resync-period", "0s")]
     [InlineData("not a positive duration", "--tuning-quiet-period=soon")]
+    [InlineData("--default-tuning-profile takes Default or Aggressive, not 'fast'", "--default-tuning-profile=fast")]
     public void Bad_controller_flags_fail_with_exit_2_and_say_what_is_wrong(string expected, params string[] args)
     {
         var (code, stdout, stderr) = Run(args);

@@ -2,6 +2,7 @@ using System.Globalization;
 using k8s;
 using k8s.Exceptions;
 using Microsoft.Extensions.Configuration;
+using RaftKv.Operator.Api.V1Alpha1;
 using RaftKv.Operator.Manifests;
 
 namespace RaftKv.Operator;
@@ -55,6 +56,7 @@ internal static class Cli
         ["--workers"] = nameof(OperatorOptions.Workers),
         ["--resync-period"] = nameof(OperatorOptions.ResyncPeriod),
         ["--tuning-quiet-period"] = nameof(OperatorOptions.TuningQuietPeriod),
+        ["--default-tuning-profile"] = nameof(OperatorOptions.DefaultTuningProfile),
     };
 
     /// <summary>Parses the controller's flags into configuration keys, or says what is wrong.</summary>
@@ -109,6 +111,8 @@ internal static class Cli
                     return (settings, null, $"--leader-elect takes true or false, not '{value}'");
                 case "--workers" when !int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < 1:
                     return (settings, null, $"--workers takes a positive number, not '{value}'");
+                case "--default-tuning-profile" when value is not (nameof(TuningProfile.Default) or nameof(TuningProfile.Aggressive)):
+                    return (settings, null, $"--default-tuning-profile takes Default or Aggressive, not '{value}'");
                 default:
                     settings[$"{OperatorOptions.Section}:{Flags[flag]}"] = value;
                     break;
@@ -288,6 +292,7 @@ internal static class Cli
           --workers N                    clusters reconciled at once (default 2)
           --resync-period DURATION       reconcile every cluster at least this often (default 30s)
           --tuning-quiet-period DURATION Auto tuning lowers timeouts only after this long without leader changes (default 10m)
+          --default-tuning-profile P     Auto tuning floors for RaftClusters that name no profile: Default or Aggressive (default Default)
           --log-level LEVEL              Trace, Debug, Information, Warning, Error (default Information)
         """;
 }

@@ -1,3 +1,5 @@
+using RaftKv.Operator.Api.V1Alpha1;
+
 namespace RaftKv.Operator;
 
 /// <summary>
@@ -46,6 +48,9 @@ internal sealed class OperatorOptions
     public string ImageRepository { get; set; } = "raftkv";
 
     public string ClusterDomain { get; set; } = "cluster.local";
+
+    /// <summary>Auto tuning's floors for clusters whose spec names no profile (Default or Aggressive).</summary>
+    public TuningProfile DefaultTuningProfile { get; set; } = TuningProfile.Default;
 
     /// <summary>How long Auto tuning waits, without leader changes, before lowering timeouts.</summary>
     public TimeSpan TuningQuietPeriod { get; set; } = TimeSpan.FromMinutes(10);

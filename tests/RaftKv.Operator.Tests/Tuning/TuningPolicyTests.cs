@@ -34,6 +34,20 @@ public sealed class TuningPolicyTests
     }
 
     [Fact]
+    public void A_spec_without_a_profile_takes_the_operators_default_and_a_named_profile_wins()
+    {
+        var aggressiveByDefault = Options with { DefaultProfile = TuningProfile.Aggressive };
+        var unnamed = TuningPolicy.Decide(new TuningInputs(Auto, null, Lan, T0, null, null), aggressiveByDefault);
+        Assert.Equal(Timing(30, 300), unnamed.Timing);
+
+        var named = new RaftClusterTuning { Profile = TuningProfile.Default };
+        var decision = TuningPolicy.Decide(new TuningInputs(named, null, Lan, T0, null, null), aggressiveByDefault);
+        Assert.Equal(Timing(100, 1000), decision.Timing);
+
+        Assert.Equal(Timing(100, 1000), Decide(null, Lan, T0).Timing); // the operator's own default is Default
+    }
+
+    [Fact]
     public void The_first_measurement_applies_at_once()
     {
         var decision = Decide(null, Wan, T0);

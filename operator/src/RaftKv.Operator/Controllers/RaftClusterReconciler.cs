@@ -46,7 +46,7 @@ internal sealed partial class RaftClusterReconciler(
     public const string FieldManager = "raftkv-operator";
 
     private readonly ClusterObjectBuilder _builder = new(options.ToSettings());
-    private readonly TuningPolicyOptions _tuningOptions = new() { QuietPeriod = options.TuningQuietPeriod };
+    private readonly TuningPolicyOptions _tuningOptions = new() { QuietPeriod = options.TuningQuietPeriod, DefaultProfile = options.DefaultTuningProfile };
     private readonly ConcurrentDictionary<string, TuningMemory> _tuningMemory = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, HashSet<string>> _deletedPods = new(StringComparer.Ordinal);
 

@@ -17,6 +17,9 @@ internal sealed record TuningPolicyOptions
     /// force; rises always apply. The band between is where noise lives, so timing does not flap.
     /// </summary>
     public double Hysteresis { get; init; } = 0.2;
+
+    /// <summary>The profile of clusters whose spec names none (the operator's <c>--default-tuning-profile</c>).</summary>
+    public TuningProfile DefaultProfile { get; init; } = TuningProfile.Default;
 }
 
 /// <summary>Everything one tuning decision depends on; time comes in as values, never from a clock.</summary>
@@ -89,7 +92,7 @@ internal static class TuningPolicy
                 slowDisk, inputs.LowerWantedSince, TuningFormula.PredictedFailover(keep, rtt));
         }
 
-        var wanted = TuningFormula.Compute(measurements, inputs.Spec.Profile);
+        var wanted = TuningFormula.Compute(measurements, inputs.Spec.Profile ?? options.DefaultProfile);
         var inputsText = $"RTT p50 {Format(measurements.RttP50)}, p99 {Format(measurements.RttP99)}, fsync p99 {Format(measurements.FsyncP99)}";
         if (current is null)
         {

@@ -177,9 +177,8 @@ internal sealed class RaftClusterTuning
 
     [JsonPropertyName("profile")]
     [Description("Auto mode's floors. Default: heartbeat at least 100ms, election at least 1s. Aggressive: heartbeat at least 30ms, election at least 300ms "
-        + "(faster failover, more risk of needless elections on a busy network).")]
-    [Default("\"Default\"")]
-    public TuningProfile Profile { get; set; } = TuningProfile.Default;
+        + "(faster failover, more risk of needless elections on a busy network). When absent, the operator's default (its --default-tuning-profile, Default unless set).")]
+    public TuningProfile? Profile { get; set; }
 }
 
 [JsonConverter(typeof(JsonStringEnumConverter<TuningMode>))]
