@@ -74,6 +74,17 @@ internal sealed class ModelRaftMembers(IKubernetes client) : IRaftMembers
         return Task.FromResult(target.Endpoints.Count);
     }
 
+    /// <summary>The pod name of the member the model has as leader now (status.leader may lag it by one reconcile).</summary>
+    public string LeaderPod(string ns, string name)
+    {
+        lock (_lock)
+        {
+            return _clusters.TryGetValue($"{ns}/{name}", out var model) && model.Members.FirstOrDefault(m => m.Id == model.Leader) is { } leader
+                ? $"{name}-{leader.Ordinal}"
+                : "none";
+        }
+    }
+
     public int Members(string ns, string name)
     {
         lock (_lock)

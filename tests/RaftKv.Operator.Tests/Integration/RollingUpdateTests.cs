@@ -54,7 +54,7 @@ public sealed class RollingUpdateTests(LocalKubeCluster kube) : IClassFixture<Lo
                 if (pods.All(p => p.Metadata.Name != $"demo-{i}"))
                 {
                     restarted.Add($"demo-{i}");
-                    leaderWhenRestarted.Add((await kube.GetClusterAsync(ns, "demo"))!.Status!.Leader ?? "none");
+                    leaderWhenRestarted.Add(members.LeaderPod(ns, "demo")); // the Raft side's view, not a possibly stale status
                     if (pods.Count != 2)
                     {
                         overlaps.Add($"while {restarted[^1]} was down, pods present: [{string.Join(", ", pods.Select(p => p.Metadata.Name))}]");
