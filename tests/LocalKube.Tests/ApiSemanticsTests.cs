@@ -270,4 +270,53 @@ public sealed class ApiSemanticsTests(LocalKubeFixture kube) : IClassFixture<Loc
         Assert.Equal(410, first["object"]!["code"]!.GetValue<int>());
         Assert.Equal("Expired", first["object"]!["reason"]!.GetValue<string>());
     }
+
+    [Fact]
+    public async Task A_restarted_API_server_cuts_watches_keeps_objects_on_the_same_port_and_expires_old_resourceVersions()
+    {
+        await using var server = await LocalKubeServer.StartAsync(new LocalKubeOptions());
+        using var http = new HttpClient { BaseAddress = server.Url, Timeout = TimeSpan.FromSeconds(30) };
+        long beforeRv;
+        using (var content = new StringContent(ConfigMap("before").ToJsonString(), Encoding.UTF8, "application/json"))
+        {
+            var created = JsonNode.Parse(await (await http.PostAsync("/api/v1/namespaces/default/configmaps", content)).Content.ReadAsStringAsync())!;
+            beforeRv = long.Parse(created["metadata"]!["resourceVersion"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        var listed = JsonNode.Parse(await http.GetStringAsync("/api/v1/namespaces/default/configmaps"))!;
+        var rv = listed["metadata"]!["resourceVersion"]!.GetValue<string>();
+        using var open = await http.GetAsync($"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}", HttpCompletionOption.ResponseHeadersRead);
+        var watchBody = await open.Content.ReadAsStreamAsync();
+
+        await server.RestartApiServerAsync(TimeSpan.Zero, forgetWatchHistory: true);
+
+        // The open watch was cut: its body ends (or fails) instead of waiting for events.
+        var buffer = new byte[256];
+        using var cut = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var ended = false;
+        try
+        {
+            ended = await watchBody.ReadAsync(buffer, cut.Token) == 0;
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException)
+        {
+            ended = true;
+        }
+
+        Assert.True(ended, "the watch opened before the restart was still open after it");
+
+        using var again = new HttpClient { BaseAddress = server.Url, Timeout = TimeSpan.FromSeconds(30) };
+        var after = JsonNode.Parse(await again.GetStringAsync("/api/v1/namespaces/default/configmaps/before"))!;
+        Assert.Equal("before", after["metadata"]!["name"]!.GetValue<string>());
+        using (var content = new StringContent(ConfigMap("after").ToJsonString(), Encoding.UTF8, "application/json"))
+        {
+            var created = JsonNode.Parse(await (await again.PostAsync("/api/v1/namespaces/default/configmaps", content)).Content.ReadAsStringAsync())!;
+            Assert.True(long.Parse(created["metadata"]!["resourceVersion"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture) > long.Parse(rv, System.Globalization.CultureInfo.InvariantCulture), created.ToJsonString());
+        }
+
+        // A watch resumed from before the restart (the write of "before" is no longer retained) must list again.
+        var text = await again.GetStringAsync($"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={beforeRv - 1}&timeoutSeconds=1");
+        var first = JsonNode.Parse(text.Split('\n')[0])!;
+        Assert.True(first["object"]?["code"]?.GetValue<int>() == 410, text);
+    }
 }

@@ -41,16 +41,23 @@ public sealed record LocalKubeOptions
 /// collector, namespaces, CRD cleanup). Start with <see cref="StartAsync"/>, stop by disposing.</summary>
 public sealed class LocalKubeServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private readonly LocalKubeOptions _options;
+    private readonly ApiEndpoints _endpoints;
+    private readonly InMemoryObjectStore _store;
+    private readonly SemaphoreSlim _restart = new(1, 1);
     private readonly CancellationTokenSource _stop = new();
+    private WebApplication _app;
     private readonly List<Task> _controllers = [];
     private Kubelet? _kubelet;
     private ServiceProxy? _proxy;
     private PodLinks? _links;
 
-    private LocalKubeServer(WebApplication app, ResourceService service, Uri url, string? kubeconfig)
+    private LocalKubeServer(LocalKubeOptions options, WebApplication app, ApiEndpoints endpoints, InMemoryObjectStore store, ResourceService service, Uri url, string? kubeconfig)
     {
+        _options = options;
         _app = app;
+        _endpoints = endpoints;
+        _store = store;
         Service = service;
         Url = url;
         KubeconfigPath = kubeconfig;
@@ -72,11 +79,6 @@ public sealed class LocalKubeServer : IAsyncDisposable
             throw new ArgumentException($"localkube listens on loopback only (127.0.0.0/8), not {options.Address}", nameof(options));
         }
 
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-        builder.Logging.SetMinimumLevel(options.LogLevel);
-        builder.WebHost.UseKestrel(k => k.Listen(options.Address, options.Port));
         var store = new InMemoryObjectStore(options.WatchHistory);
         var registry = new ResourceRegistry();
         var service = new ResourceService(store, registry, TimeProvider.System, new Random());
@@ -85,8 +87,7 @@ public sealed class LocalKubeServer : IAsyncDisposable
         service.AddAdmission(new CustomResourceDefinitions(service));
         service.AddAdmission(new CustomResourceValidation());
         var endpoints = new ApiEndpoints(service, new ApiServerOptions { BookmarkInterval = options.BookmarkInterval });
-        var app = builder.Build();
-        app.Run(endpoints.HandleAsync);
+        var app = BuildApp(options, options.Port, endpoints);
         await app.StartAsync(cancellationToken);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var url = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
@@ -104,7 +105,7 @@ public sealed class LocalKubeServer : IAsyncDisposable
             await File.WriteAllTextAsync(path, Kubeconfig(url), cancellationToken);
         }
 
-        var server = new LocalKubeServer(app, service, url, options.KubeconfigPath);
+        var server = new LocalKubeServer(options, app, endpoints, store, service, url, options.KubeconfigPath);
         var loggerFactory = app.Services.GetRequiredService<ILoggerFactory>();
         server.Run(new GarbageCollector(service, loggerFactory.CreateLogger<GarbageCollector>()));
         server.Run(new NamespaceController(service, loggerFactory.CreateLogger<NamespaceController>()));
@@ -130,6 +131,54 @@ public sealed class LocalKubeServer : IAsyncDisposable
         }
 
         return server;
+    }
+
+    private static WebApplication BuildApp(LocalKubeOptions options, int port, ApiEndpoints endpoints)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        builder.Logging.SetMinimumLevel(options.LogLevel);
+        builder.WebHost.UseKestrel(k => k.Listen(options.Address, port));
+        var app = builder.Build();
+        app.Run(endpoints.HandleAsync);
+        return app;
+    }
+
+    /// <summary>
+    /// Restarts the API server as a kube-apiserver restart looks to its clients: every connection (watches included)
+    /// is cut, the port refuses connections for <paramref name="downtime"/>, then the server listens again on the same
+    /// address and port with the same objects and resourceVersions (they live in etcd in a real cluster). The
+    /// controllers and pods of this control plane keep running, as kubelets and running containers do. With
+    /// <paramref name="forgetWatchHistory"/> the restarted server keeps no past changes (a fresh watch cache): a watch
+    /// resumed from a resourceVersion older than the restart gets 410 Gone, so informers must list again.
+    /// </summary>
+    public async Task RestartApiServerAsync(TimeSpan downtime, bool forgetWatchHistory, CancellationToken cancellationToken = default)
+    {
+        await _restart.WaitAsync(cancellationToken);
+        try
+        {
+            // No grace: open watches are aborted at once, as when the process dies.
+            using (var now = new CancellationTokenSource())
+            {
+                await now.CancelAsync();
+                await _app.StopAsync(now.Token);
+            }
+
+            await _app.DisposeAsync();
+            if (forgetWatchHistory)
+            {
+                _store.ForgetHistory();
+            }
+
+            await Task.Delay(downtime, cancellationToken);
+            _app = BuildApp(_options, Url.Port, _endpoints);
+            await _app.StartAsync(cancellationToken);
+        }
+        finally
+        {
+            _restart.Release();
+        }
     }
 
     /// <summary>The second octet of pod addresses: 2..251, from the API server's port.</summary>
@@ -230,8 +279,10 @@ public sealed class LocalKubeServer : IAsyncDisposable
             await _kubelet.StopAllAsync();
         }
 
+        await _restart.WaitAsync();
         await _app.StopAsync();
         await _app.DisposeAsync();
         _stop.Dispose();
+        _restart.Dispose();
     }
 }

@@ -147,6 +147,16 @@ internal sealed class InMemoryObjectStore(int historyLimit = 20_000) : IObjectSt
         }
     }
 
+    /// <summary>Drops the retained event history (the objects and the revision counter stay): a watch from any
+    /// revision before now gets <see cref="StoreError.Expired"/>, as from a restarted API server's fresh watch cache.</summary>
+    public void ForgetHistory()
+    {
+        lock (_lock)
+        {
+            _history.Clear();
+        }
+    }
+
     private void RemoveWatch(StoreWatch watch)
     {
         lock (_lock)
