@@ -101,6 +101,28 @@ public sealed class DurableRaftLogTests
         }
     }
 
+    [Theory]
+    [InlineData(2, 2)]
+    [InlineData(0, 6)] // 0: unlimited, as etcd's --max-snapshots
+    public async Task Max_snapshots_bounds_the_snap_files_kept(int maxSnapshots, int expectedFiles)
+    {
+        using var dir = new TempDir();
+        var conf = new ConfState([1]);
+        using var log = DurableRaftLog.Open(dir.Path, Me, new WalOptions(), maxSnapshots: maxSnapshots);
+        for (ulong i = 1; i <= 60; i++)
+        {
+            await log.SaveAsync([E(i, 1)], new HardState(1, 1, i));
+            if (i % 10 == 0)
+            {
+                await log.CreateSnapshotAsync(i, conf, Encoding.UTF8.GetBytes($"state at {i}"));
+            }
+        }
+
+        var files = Directory.GetFiles(DurableRaftLog.SnapDirectory(dir.Path), "*.snap").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        Assert.True(files.Count == expectedFiles, $"--max-snapshots {maxSnapshots}: kept {string.Join(", ", files)}");
+        Assert.EndsWith("-000000000000003c.snap", files[^1], StringComparison.Ordinal); // the newest always stays
+    }
+
     [Fact]
     public async Task Snapshots_keep_catch_up_entries_release_covered_wal_segments_and_the_log_reopens_after_release()
     {

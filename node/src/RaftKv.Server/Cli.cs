@@ -97,7 +97,7 @@ internal static class Cli
             return RuntimeError;
         }
 
-        host.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        host.StopGracefullyAsync().GetAwaiter().GetResult();
         return 0;
     }
 

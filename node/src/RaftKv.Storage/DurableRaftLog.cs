@@ -48,12 +48,13 @@ public sealed class DurableRaftLog : IRaftLogStorage, IDisposable
     /// Opens the member's log in <paramref name="dataDir"/>, creating an empty one owned by <paramref name="identity"/> on first start.
     /// Refuses a data dir of another cluster or member and a damaged WAL (see <see cref="WriteAheadLog.Open"/>).
     /// </summary>
-    public static DurableRaftLog Open(string dataDir, WalMetadata identity, WalOptions? options = null, ILogger? logger = null)
+    public static DurableRaftLog Open(string dataDir, WalMetadata identity, WalOptions? options = null, ILogger? logger = null,
+        int maxSnapshots = Snapshotter.DefaultKeep)
     {
         options ??= new WalOptions();
         logger ??= NullLogger.Instance;
         var walDir = WalDirectory(dataDir);
-        var snapshotter = new Snapshotter(SnapDirectory(dataDir), logger, options.FileSystem);
+        var snapshotter = new Snapshotter(SnapDirectory(dataDir), logger, options.FileSystem) { Keep = maxSnapshots };
         if (!WriteAheadLog.Exists(walDir, options.FileSystem))
         {
             var created = WriteAheadLog.Create(walDir, identity, options, logger);
@@ -199,7 +200,7 @@ public sealed class DurableRaftLog : IRaftLogStorage, IDisposable
             CompactUnlocked(index > catchUpEntries ? index - catchUpEntries : 0);
         }
 
-        _snapshotter.Purge();
+        _snapshotter.Purge(_snapshotter.Keep);
         _wal.ReleaseTo(index);
     }
 

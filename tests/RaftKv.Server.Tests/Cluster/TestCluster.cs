@@ -145,6 +145,16 @@ internal sealed class TestCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>Stops member <paramref name="i"/> as SIGTERM does (a leader hands over first).</summary>
+    public async Task StopMemberGracefullyAsync(int i)
+    {
+        if (_hosts[i] is { } host)
+        {
+            _hosts[i] = null;
+            await host.StopGracefullyAsync();
+        }
+    }
+
     /// <summary>
     /// Index of the member every running member agrees is leader, once they do and each has a connected stream to
     /// every other running member (a member still backing off from a peer that started after it would hold a

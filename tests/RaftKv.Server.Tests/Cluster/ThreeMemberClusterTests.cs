@@ -91,6 +91,24 @@ public sealed class ThreeMemberClusterTests
     }
 
     [Fact]
+    public async Task A_leader_stopped_gracefully_hands_leadership_to_a_follower_before_it_goes()
+    {
+        // A 3 s election timeout: without the handover the two followers would have no new leader for seconds after the stop.
+        await using var cluster = await TestCluster.StartAsync(heartbeatMs: 100, electionMs: 3000);
+        var leader = await cluster.WaitForLeaderAsync();
+        var oldLeader = cluster.Host(leader).Member.MemberId;
+        var oldTerm = cluster.Host(leader).Member.Term;
+
+        await cluster.StopMemberGracefullyAsync(leader);
+
+        var leaders = Enumerable.Range(0, 3).Where(cluster.IsRunning)
+            .Where(i => cluster.Host(i).Member.Leader == cluster.Host(i).Member.MemberId && cluster.Host(i).Member.Term > oldTerm)
+            .ToList();
+        Assert.True(leaders.Count == 1, $"right after the old leader {oldLeader:x} (term {oldTerm}) stopped: {cluster.Describe()}");
+        await Etcdctl.OkAsync(cluster.Endpoints, "put", "after-handover", "ok");
+    }
+
+    [Fact]
     public async Task The_cluster_keeps_a_leader_and_stays_healthy_when_a_member_dies()
     {
         await using var cluster = await TestCluster.StartAsync();
@@ -285,6 +303,40 @@ public sealed class JoinTests
         Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
         Assert.Equal("etcdserver: can only promote a learner member which is in sync with leader", refused.Status.Detail);
         await new Admin.AdminClient(followerChannel).SetDiskFaultAsync(new DiskFaultRequest { FsyncDelayMs = 0 });
+    }
+
+    [Fact]
+    public async Task Remove_and_update_through_a_follower_that_has_not_applied_the_add_yet_find_the_member()
+    {
+        // The same lag as above, for the calls a follower answers itself: it waits for what is committed before calling the
+        // member unknown.
+        await using var cluster = await TestCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        using var leaderChannel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(leader)}");
+        using var followerChannel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(follower)}");
+        var followerCluster = new RaftKv.Protocol.Etcd.Cluster.ClusterClient(followerChannel);
+
+        await new Admin.AdminClient(followerChannel).SetDiskFaultAsync(new DiskFaultRequest { FsyncDelayMs = 800 });
+        var ports = FreePorts.Take(2);
+        var added = await new RaftKv.Protocol.Etcd.Cluster.ClusterClient(leaderChannel).MemberAddAsync(
+            new RaftKv.Protocol.Etcd.MemberAddRequest { PeerURLs = { $"http://127.0.0.1:{ports[0]}" }, IsLearner = true });
+        Assert.Null(cluster.Host(follower).Member.Membership.Get(added.Member.ID));
+
+        var updated = await followerCluster.MemberUpdateAsync(
+            new RaftKv.Protocol.Etcd.MemberUpdateRequest { ID = added.Member.ID, PeerURLs = { $"http://127.0.0.1:{ports[1]}" } });
+        var afterUpdate = updated.Members.SingleOrDefault(m => m.ID == added.Member.ID);
+        Assert.True(afterUpdate is not null, $"member {added.Member.ID:x} missing from the update's list: {updated.Members}");
+
+        var removed = await followerCluster.MemberRemoveAsync(new RaftKv.Protocol.Etcd.MemberRemoveRequest { ID = added.Member.ID });
+        Assert.DoesNotContain(removed.Members, m => m.ID == added.Member.ID);
+        await new Admin.AdminClient(followerChannel).SetDiskFaultAsync(new DiskFaultRequest { FsyncDelayMs = 0 });
+
+        // An id nobody ever added is still "member not found", after the wait.
+        var unknown = await Assert.ThrowsAsync<RpcException>(() =>
+            followerCluster.MemberRemoveAsync(new RaftKv.Protocol.Etcd.MemberRemoveRequest { ID = 0x1234 }).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+        Assert.Equal("etcdserver: member not found", unknown.Status.Detail);
     }
 
     [Fact]

@@ -82,7 +82,7 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
 
     public override async Task<MemberRemoveResponse> MemberRemove(MemberRemoveRequest request, ServerCallContext context)
     {
-        var target = _member.Membership.Get(request.ID) ?? throw EtcdErrors.MemberNotFound;
+        var target = await FindMemberAsync(request.ID, context.CancellationToken).ConfigureAwait(false);
         if (!target.IsLearner)
         {
             var members = _member.Membership.List();
@@ -103,7 +103,7 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
     public override async Task<MemberUpdateResponse> MemberUpdate(MemberUpdateRequest request, ServerCallContext context)
     {
         var urls = ValidateUrls(request.PeerURLs);
-        _ = _member.Membership.Get(request.ID) ?? throw EtcdErrors.MemberNotFound;
+        _ = await FindMemberAsync(request.ID, context.CancellationToken).ConfigureAwait(false);
         if (_member.Membership.List().Any(m => m.Id != request.ID && m.PeerUrls.Intersect(urls, StringComparer.Ordinal).Any()))
         {
             throw EtcdErrors.PeerUrlExists;
@@ -161,6 +161,22 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
         var client = new RaftKv.Protocol.Etcd.Cluster.ClusterClient(channel);
         return await client.MemberPromoteAsync(request, deadline: DateTime.UtcNow + _member.RequestTimeout, cancellationToken: context.CancellationToken)
             .ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The member with <paramref name="id"/>, or etcd's "member not found". A member this one does not know yet may have been
+    /// added by a change it has not applied (a client that added it through the leader and now asks a lagging follower): before
+    /// answering "not found" it waits until everything committed so far is applied (a read barrier) and looks again.
+    /// </summary>
+    private async Task<Internal.Member> FindMemberAsync(ulong id, CancellationToken cancellationToken)
+    {
+        if (_member.Membership.Get(id) is { } known)
+        {
+            return known;
+        }
+
+        await _member.ReadBarrierAsync(cancellationToken).ConfigureAwait(false);
+        return _member.Membership.Get(id) ?? throw EtcdErrors.MemberNotFound;
     }
 
     private List<RaftKv.Protocol.Etcd.Member> Members() => [.. _member.Membership.List().Select(ToEtcd)];

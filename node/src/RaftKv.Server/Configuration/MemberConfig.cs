@@ -69,7 +69,10 @@ internal sealed record MemberConfig
     /// <summary>How many snapshot files to keep (0: unlimited).</summary>
     public uint MaxSnapshots { get; init; } = 5;
 
-    /// <summary>How many WAL segment files to keep beyond what recovery needs (0: unlimited).</summary>
+    /// <summary>
+    /// etcd's bound on WAL segments kept beyond what recovery needs (0: unlimited). Accepted for etcd's command lines; raftkv
+    /// deletes the segments a snapshot covers as soon as the snapshot is saved, so there are none beyond what recovery needs.
+    /// </summary>
     public uint MaxWals { get; init; } = 5;
 
     /// <summary>debug, info, warn or error.</summary>

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using RaftKv.Raft;
 using RaftKv.Storage;
+using RaftKv.Storage.Snap;
 using RaftKv.Storage.Wal;
 
 namespace RaftKv.Server.Node;
@@ -25,9 +26,9 @@ internal sealed class DurableMemberLog : IMemberLog
 
     /// <summary>Opens or creates the log owned by (<paramref name="clusterId"/>, <paramref name="memberId"/>); a log of another member is refused.</summary>
     /// <remarks><paramref name="faults"/> (tests only) can make every save slower, as a slow disk would; <paramref name="segmentBytes"/>
-    /// (tests only) sets the WAL segment size.</remarks>
+    /// (tests only) sets the WAL segment size; <paramref name="maxSnapshots"/> is --max-snapshots (0 keeps every snap file).</remarks>
     public static DurableMemberLog Open(string dataDir, ulong clusterId, ulong memberId, Action<TimeSpan> onSync, DiskFaults faults, ILogger logger,
-        long? segmentBytes = null)
+        long? segmentBytes = null, int maxSnapshots = Snapshotter.DefaultKeep)
     {
         var options = new WalOptions { SyncObserver = onSync };
         if (segmentBytes is { } bytes)
@@ -35,7 +36,7 @@ internal sealed class DurableMemberLog : IMemberLog
             options.SegmentSizeBytes = bytes;
         }
 
-        return new(DurableRaftLog.Open(dataDir, new WalMetadata(clusterId, memberId), options, logger), faults);
+        return new(DurableRaftLog.Open(dataDir, new WalMetadata(clusterId, memberId), options, logger, maxSnapshots), faults);
     }
 
     /// <summary>The owner recorded in an existing WAL, or null when the data dir has none.</summary>

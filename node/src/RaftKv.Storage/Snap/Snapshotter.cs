@@ -86,9 +86,20 @@ public sealed partial class Snapshotter(string directory, ILogger? logger = null
         return null;
     }
 
-    /// <summary>Deletes all but the newest <paramref name="keep"/> snapshots (etcd's --max-snapshots, default 5).</summary>
-    public void Purge(int keep = 5)
+    /// <summary>etcd's default for --max-snapshots.</summary>
+    public const int DefaultKeep = 5;
+
+    /// <summary>How many snap files <see cref="Purge"/> keeps by default (--max-snapshots; 0 or less keeps every one).</summary>
+    public int Keep { get; init; } = DefaultKeep;
+
+    /// <summary>Deletes all but the newest <paramref name="keep"/> snapshots (etcd's --max-snapshots); 0 or less deletes none.</summary>
+    public void Purge(int keep)
     {
+        if (keep <= 0)
+        {
+            return;
+        }
+
         foreach (var name in SnapshotNames().Skip(keep))
         {
             _fs.Delete(Path.Combine(directory, name));
