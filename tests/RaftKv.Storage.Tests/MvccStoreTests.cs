@@ -240,6 +240,39 @@ public sealed class MvccStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_store_that_defers_syncs_reports_what_is_durable_only_after_a_flush_and_flushes_on_close()
+    {
+        var commands = Enumerable.Range(1, 10).Select(i => new ApplyCommand((ulong)i, 1, Put("k" + i, "v" + i))).ToList();
+        using (var store = Open(new MvccOptions { DeferSync = true }))
+        {
+            Assert.True(store.DefersSync);
+            Assert.Equal(0UL, store.DurableIndex);
+            Assert.False(store.FlushIfChanged(), "nothing was committed since the store was opened (and synced)");
+            store.Apply(commands.Take(4).ToList());
+            Assert.Equal((4UL, 0UL), (store.ConsistentIndex, store.DurableIndex)); // committed, not yet synced
+            Assert.True(store.FlushIfChanged());
+            Assert.Equal(4UL, store.DurableIndex);
+            Assert.False(store.FlushIfChanged(), "nothing was committed since the last flush");
+            store.Apply(commands.Skip(4).ToList());
+            Assert.Equal((10UL, 4UL), (store.ConsistentIndex, store.DurableIndex));
+            Assert.Equal(10UL, store.Flush());
+        }
+
+        using (var store = Open(new MvccOptions { DeferSync = true }))
+        {
+            Assert.Equal((10UL, 10UL), (store.ConsistentIndex, store.DurableIndex)); // what a reopened file holds is on disk
+            store.Apply([new ApplyCommand(11, 2, Put("k1", "again"))]);
+        }
+
+        // Closing synced the last commit.
+        using (var store = Open())
+        {
+            Assert.Equal((11UL, 2UL), (store.ConsistentIndex, store.Term));
+            Assert.Equal("again", S(store.Range(new RangeRequest { Key = B("k1") }).Kvs.Single().Value));
+        }
+    }
+
+    [Fact]
     public void Request_errors_inside_a_batch_do_not_stop_the_batch_and_events_report_changes()
     {
         using var store = Open();

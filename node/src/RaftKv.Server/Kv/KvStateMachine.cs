@@ -1,4 +1,6 @@
 using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using RaftKv.Protocol.Internal;
 using RaftKv.Server.Node;
 using RaftKv.Server.Observability;
@@ -10,17 +12,31 @@ namespace RaftKv.Server.Kv;
 /// The key-value state machine: committed client requests applied to the MVCC store in one store transaction per batch,
 /// together with the applied index (so a restart replays the WAL from exactly there). Changes go to <see cref="Applied"/>
 /// for watchers after the commit.
+/// <para>
+/// With a store opened with <see cref="MvccOptions.DeferSync"/> (the server's), an apply commits without a disk sync, as etcd's
+/// backend does: the store is synced every <see cref="FlushInterval"/> when something changed (etcd's batch interval), before
+/// a snapshot lets the WAL go (<see cref="Flush"/>), and when it is closed. Each such sync is what
+/// <c>etcd_disk_backend_commit_duration_seconds</c> measures, as etcd's backend commit (with its fsync) is.
+/// </para>
 /// </summary>
-internal sealed class KvStateMachine : IRequestApplier, ISnapshotStore, IDisposable
+internal sealed partial class KvStateMachine : IRequestApplier, ISnapshotStore, IDisposable
 {
+    /// <summary>etcd's default backend batch interval.</summary>
+    public static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(100);
+
     private readonly NodeMetrics _metrics;
     private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Lock _flushGate = new();
+    private ITimer? _flusher;
+    private bool _flushFailed;
 
-    public KvStateMachine(MvccStore store, NodeMetrics metrics, TimeProvider time)
+    public KvStateMachine(MvccStore store, NodeMetrics metrics, TimeProvider time, ILogger? logger = null)
     {
         Store = store;
         _metrics = metrics;
         _time = time;
+        _logger = logger ?? NullLogger.Instance;
     }
 
     public MvccStore Store { get; }
@@ -41,7 +57,12 @@ internal sealed class KvStateMachine : IRequestApplier, ISnapshotStore, IDisposa
 
         var started = _time.GetTimestamp();
         var results = Store.Apply(commands);
-        _metrics.BackendCommit.Observe(_time.GetElapsedTime(started).TotalSeconds);
+        if (!Store.DefersSync)
+        {
+            // Every commit syncs: it is the backend commit.
+            _metrics.BackendCommit.Observe(_time.GetElapsedTime(started).TotalSeconds);
+        }
+
         var answers = new object?[results.Count];
         List<StoreEvent>? events = null;
         for (var i = 0; i < results.Count; i++)
@@ -76,7 +97,62 @@ internal sealed class KvStateMachine : IRequestApplier, ISnapshotStore, IDisposa
         _ => null,
     };
 
-    public void Flush() => Store.Flush();
+    /// <summary>Syncs the store now (before a snapshot releases WAL entries) and returns the consistent index now on disk.</summary>
+    public ulong Flush()
+    {
+        lock (_flushGate)
+        {
+            var started = _time.GetTimestamp();
+            var durable = Store.Flush();
+            _metrics.BackendCommit.Observe(_time.GetElapsedTime(started).TotalSeconds);
+            return durable;
+        }
+    }
+
+    /// <summary>Starts the periodic sync of a store that defers its syncs (no-op otherwise).</summary>
+    public void StartFlushing()
+    {
+        if (Store.DefersSync && _flusher is null)
+        {
+            _flusher = _time.CreateTimer(_ => FlushIfChanged(), null, FlushInterval, FlushInterval);
+        }
+    }
+
+    private void FlushIfChanged()
+    {
+        if (!_flushGate.TryEnter())
+        {
+            return; // a flush is running; the next tick catches up
+        }
+
+        try
+        {
+            var started = _time.GetTimestamp();
+            if (Store.FlushIfChanged())
+            {
+                _metrics.BackendCommit.Observe(_time.GetElapsedTime(started).TotalSeconds);
+                _flushFailed = false;
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // closing: Dispose syncs
+        }
+        catch (LightningDB.LightningException e)
+        {
+            // Nothing is lost (the WAL keeps every entry after the store's durable index); a snapshot's flush will fail hard.
+            if (!_flushFailed)
+            {
+                LogFlushFailed(_logger, e);
+            }
+
+            _flushFailed = true;
+        }
+        finally
+        {
+            _flushGate.Exit();
+        }
+    }
 
     public (ulong Index, ulong Term) CopyTo(string path) => Store.CopyTo(path);
 
@@ -94,5 +170,15 @@ internal sealed class KvStateMachine : IRequestApplier, ISnapshotStore, IDisposa
     /// <summary>Size of a request as etcd measures it against --max-request-bytes.</summary>
     public static int Size(IMessage request) => request.CalculateSize();
 
-    public void Dispose() => Store.Dispose();
+    public void Dispose()
+    {
+        _flusher?.Dispose();
+        lock (_flushGate)
+        {
+            Store.Dispose(); // syncs a store that defers its syncs
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "the periodic sync of the store failed; retrying every 100 ms (the WAL keeps what the store has not synced)")]
+    private static partial void LogFlushFailed(ILogger logger, Exception error);
 }

@@ -159,8 +159,9 @@ internal sealed partial class MemberHost : IAsyncDisposable
         try
         {
             var store = MvccStore.Open(Path.Combine(config.SnapDir, "db"),
-                new MvccOptions { QuotaBackendBytes = config.EffectiveQuotaBackendBytes, MaxTxnOps = config.MaxTxnOps }, loggers.CreateLogger("raftkv.mvcc"));
-            kv = new KvStateMachine(store, metrics, options.Time);
+                new MvccOptions { QuotaBackendBytes = config.EffectiveQuotaBackendBytes, MaxTxnOps = config.MaxTxnOps, DeferSync = true },
+                loggers.CreateLogger("raftkv.mvcc"));
+            kv = new KvStateMachine(store, metrics, options.Time, loggers.CreateLogger("raftkv.mvcc"));
         }
         catch (Exception e) when (e is IOException or LightningDB.LightningException)
         {
@@ -216,6 +217,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
             };
         }
 
+        kv.StartFlushing();
         member.Start();
         leases.Start();
         var host = new MemberHost(app, member, kv, leases, stopping, logger);

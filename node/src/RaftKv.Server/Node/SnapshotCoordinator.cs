@@ -13,8 +13,8 @@ namespace RaftKv.Server.Node;
 /// <summary>The state machine as snapshots need it: durable, copyable, replaceable as a whole.</summary>
 internal interface ISnapshotStore
 {
-    /// <summary>Forces everything applied so far onto disk (the WAL before it may then be released).</summary>
-    void Flush();
+    /// <summary>Forces everything applied so far onto disk and returns the applied index now durable (the WAL up to it may then be released).</summary>
+    ulong Flush();
 
     /// <summary>Writes a consistent copy of the whole store to <paramref name="path"/>; returns the applied index and term it holds.</summary>
     (ulong Index, ulong Term) CopyTo(string path);
@@ -83,7 +83,14 @@ internal sealed partial class SnapshotCoordinator
     public async Task CreateAsync(ulong applied, ConfState confState, MembershipState membership, CancellationToken cancellationToken)
     {
         var started = _time.GetTimestamp();
-        _store.Flush();
+
+        // The store commits without syncing; the WAL up to the snapshot may go only once the store holding it is on disk.
+        var durable = _store.Flush();
+        if (durable < applied)
+        {
+            throw new InvalidOperationException($"the store is durable up to index {durable} only, not the snapshot's {applied}; the WAL must keep the entries in between");
+        }
+
         var data = new StateSnapshot { Membership = membership }.ToByteArray();
         await _log.CreateSnapshotAsync(applied, confState, data, _settings.CatchUpEntries, cancellationToken).ConfigureAwait(false);
         var elapsed = _time.GetElapsedTime(started);

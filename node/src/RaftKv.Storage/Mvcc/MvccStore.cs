@@ -26,6 +26,15 @@ public sealed class MvccOptions
     internal bool UnsafeNoSync { get; set; }
 
     /// <summary>
+    /// Commits are not synced one by one (etcd's backend does not sync per write either): they reach the file through the page
+    /// cache, and <see cref="MvccStore.Flush"/> makes everything committed durable. For an owner that keeps its WAL from
+    /// <see cref="MvccStore.DurableIndex"/> on and replays it at start-up: a process crash loses nothing, a machine crash can
+    /// undo the commits since the last flush, which the WAL replays. The owner must flush before it drops WAL entries
+    /// (snapshot, segment release), regularly (to bound the replay), and <see cref="MvccStore.Dispose"/> flushes on close.
+    /// </summary>
+    public bool DeferSync { get; set; }
+
+    /// <summary>
     /// Bytes of values (each at most <see cref="MaxCachedValueBytes"/>) kept in memory for the latest revision of each key, so point
     /// reads at the current revision skip LMDB. 0 turns the cache off.
     /// </summary>
@@ -73,6 +82,12 @@ public sealed partial class MvccStore : IDisposable
     private readonly ILogger _logger;
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
     private readonly Lock _writerLock = new();
+
+    // Held while the environment is synced, replaced or closed (a flush runs beside writers and readers, never beside a swap).
+    private readonly Lock _flushLock = new();
+    private long _commits;
+    private long _flushedCommits;
+    private ulong _durableIndex;
     private readonly ConcurrentBag<LightningTransaction> _readers = [];
     private LightningEnvironment _env = null!;
     private LightningDatabase _keyDb = null!;
@@ -124,7 +139,17 @@ public sealed partial class MvccStore : IDisposable
 
     public ulong Term => _state.Term;
 
+    /// <summary>
+    /// The consistent index that is on disk for sure: equal to <see cref="ConsistentIndex"/> when every commit syncs; with
+    /// <see cref="MvccOptions.DeferSync"/>, the consistent index as of the last <see cref="Flush"/> (or open). A machine crash
+    /// leaves the store at or after it; the WAL entries after it must be kept.
+    /// </summary>
+    public ulong DurableIndex => _options.DeferSync ? Interlocked.Read(ref _durableIndex) : _state.ConsistentIndex;
+
     public bool NoSpaceAlarm => _state.NoSpaceAlarm;
+
+    /// <summary>True when commits are not synced one by one (<see cref="MvccOptions.DeferSync"/>).</summary>
+    public bool DefersSync => _options.DeferSync;
 
     /// <summary>Number of keys the index tracks (live or with history).</summary>
     public int IndexedKeys
@@ -158,8 +183,9 @@ public sealed partial class MvccStore : IDisposable
         _env = new LightningEnvironment(_path, new EnvironmentConfiguration { MapSize = _options.MapSizeBytes, MaxDatabases = 4, MaxReaders = 256 });
 
         // NoMetaSync: each commit syncs its data pages; a crash can only undo the last commit, which the WAL replays.
+        // NoSync (DeferSync): commits only write to the page cache; Flush syncs them (see MvccOptions.DeferSync).
         var flags = EnvironmentOpenFlags.NoSubDir | EnvironmentOpenFlags.NoMetaSync | EnvironmentOpenFlags.NoThreadLocalStorage | EnvironmentOpenFlags.NoReadAhead;
-        _env.Open(_options.UnsafeNoSync ? flags | EnvironmentOpenFlags.NoSync : flags);
+        _env.Open(_options.UnsafeNoSync || _options.DeferSync ? flags | EnvironmentOpenFlags.NoSync : flags);
         using (var tx = _env.BeginTransaction())
         {
             _keyDb = tx.OpenDatabase("key", new DatabaseConfiguration { Flags = DatabaseOpenFlags.Create });
@@ -169,6 +195,11 @@ public sealed partial class MvccStore : IDisposable
         }
 
         Rebuild();
+        if (!_options.UnsafeNoSync)
+        {
+            // Whatever the file holds now (new tables, a swapped-in copy, a compaction finished by Rebuild) is on disk before use.
+            _env.Flush(force: true).ThrowOnError();
+        }
     }
 
     /// <summary>Rebuilds the key index and the state from the file (etcd's restore).</summary>
@@ -249,6 +280,7 @@ public sealed partial class MvccStore : IDisposable
 
         Volatile.Write(ref _compactFloor, compact);
         _state = new StoreState(current, compact, ci, term, alarm);
+        Interlocked.Exchange(ref _durableIndex, ci); // what a reopened file holds (ReplaceFile syncs a swapped-in file first)
         var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         LogOpened(_logger, _path, current, compact, ci, index.Count, elapsedMs);
     }
@@ -643,6 +675,7 @@ public sealed partial class MvccStore : IDisposable
                 tx.Commit().ThrowOnError();
                 committed = true;
                 _state = new StoreState(current, compact, ci, term, alarm);
+                Interlocked.Increment(ref _commits);
                 return results;
             }
             catch
@@ -987,16 +1020,49 @@ public sealed partial class MvccStore : IDisposable
 
     private void ReplaceFile(string replacement)
     {
-        _env.Dispose();
-        File.Move(replacement, _path, overwrite: true);
-        OsFileSystemSync(Path.GetDirectoryName(Path.GetFullPath(_path))!);
-        OpenEnvironment();
+        lock (_flushLock)
+        {
+            _env.Dispose();
+            File.Move(replacement, _path, overwrite: true);
+            OsFileSystemSync(Path.GetDirectoryName(Path.GetFullPath(_path))!);
+            OpenEnvironment(); // syncs the new file (a defragmented copy, a received image) before anything relies on it
+            Interlocked.Exchange(ref _flushedCommits, Interlocked.Read(ref _commits));
+        }
     }
 
     private static void OsFileSystemSync(string directory) => Wal.OsFileSystem.Instance.SyncDirectory(directory);
 
-    /// <summary>Forces everything committed onto disk (also the meta page that NoMetaSync leaves for the next commit).</summary>
-    public void Flush() => _env.Flush(force: true).ThrowOnError();
+    /// <summary>
+    /// Forces everything committed onto disk (also the meta page that NoMetaSync leaves for the next commit) and returns the
+    /// <see cref="DurableIndex"/> that holds afterwards. Runs beside writers and readers (only a store swap waits for it).
+    /// </summary>
+    public ulong Flush() => FlushCore(onlyIfChanged: false).DurableIndex;
+
+    /// <summary>Like <see cref="Flush"/>, but syncs only when something was committed since the last flush; returns whether it synced.</summary>
+    public bool FlushIfChanged() => FlushCore(onlyIfChanged: true).Synced;
+
+    private (bool Synced, ulong DurableIndex) FlushCore(bool onlyIfChanged)
+    {
+        lock (_flushLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var commits = Interlocked.Read(ref _commits);
+            var index = _state.ConsistentIndex; // read before the sync: every commit up to here is in the page cache
+            if (onlyIfChanged && commits == Interlocked.Read(ref _flushedCommits))
+            {
+                return (false, DurableIndex);
+            }
+
+            _env.Flush(force: true).ThrowOnError();
+            Interlocked.Exchange(ref _flushedCommits, commits);
+            if (index > Interlocked.Read(ref _durableIndex))
+            {
+                Interlocked.Exchange(ref _durableIndex, index);
+            }
+
+            return (true, DurableIndex);
+        }
+    }
 
     public void Dispose()
     {
@@ -1015,9 +1081,18 @@ public sealed partial class MvccStore : IDisposable
                     return;
                 }
 
-                _disposed = true;
-                DropReaders();
-                _env.Dispose();
+                lock (_flushLock)
+                {
+                    _disposed = true;
+                    DropReaders();
+                    if (_options.DeferSync)
+                    {
+                        // A clean stop leaves the store durable: nothing to replay at the next start.
+                        _env.Flush(force: true).ThrowOnError();
+                    }
+
+                    _env.Dispose();
+                }
             }
             finally
             {
