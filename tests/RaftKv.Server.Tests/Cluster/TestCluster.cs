@@ -46,7 +46,10 @@ internal sealed class TestCluster : IAsyncDisposable
 
     public string Token { get; }
 
-    public string InitialCluster => string.Join(',', Names.Select((n, i) => $"{n}=http://127.0.0.1:{PeerPorts[i]}"));
+    /// <summary>http, or https for members started with TLS flags in their extra arguments.</summary>
+    public string Scheme { get; private init; } = "http";
+
+    public string InitialCluster => string.Join(',', Names.Select((n, i) => $"{n}={Scheme}://127.0.0.1:{PeerPorts[i]}"));
 
     public string Endpoint(int i) => $"127.0.0.1:{ClientPorts[i]}";
 
@@ -58,7 +61,8 @@ internal sealed class TestCluster : IAsyncDisposable
 
     /// <summary>Starts <paramref name="size"/> members with the given timing; <paramref name="extraArgs"/> go to every member
     /// (e.g. --snapshot-count), <paramref name="walSegmentBytes"/> sets their WAL segment size (default: the product's 64 MiB).</summary>
-    public static async Task<TestCluster> StartAsync(int size = 3, int heartbeatMs = 100, int electionMs = 1000, string[]? extraArgs = null, long? walSegmentBytes = null)
+    public static async Task<TestCluster> StartAsync(int size = 3, int heartbeatMs = 100, int electionMs = 1000, string[]? extraArgs = null, long? walSegmentBytes = null,
+        string scheme = "http")
     {
         var root = Directory.CreateTempSubdirectory("raftkv-test-");
         var ports = FreePorts.Take(2 * size);
@@ -66,6 +70,7 @@ internal sealed class TestCluster : IAsyncDisposable
         {
             _extraArgs = extraArgs ?? [],
             _walSegmentBytes = walSegmentBytes,
+            Scheme = scheme,
         };
         try
         {
@@ -84,10 +89,10 @@ internal sealed class TestCluster : IAsyncDisposable
     [
         "--name", Names[i],
         "--data-dir", Path.Combine(_root.FullName, Names[i]),
-        "--listen-client-urls", $"http://127.0.0.1:{ClientPorts[i]}",
-        "--advertise-client-urls", $"http://127.0.0.1:{ClientPorts[i]}",
-        "--listen-peer-urls", $"http://127.0.0.1:{PeerPorts[i]}",
-        "--initial-advertise-peer-urls", $"http://127.0.0.1:{PeerPorts[i]}",
+        "--listen-client-urls", $"{Scheme}://127.0.0.1:{ClientPorts[i]}",
+        "--advertise-client-urls", $"{Scheme}://127.0.0.1:{ClientPorts[i]}",
+        "--listen-peer-urls", $"{Scheme}://127.0.0.1:{PeerPorts[i]}",
+        "--initial-advertise-peer-urls", $"{Scheme}://127.0.0.1:{PeerPorts[i]}",
         "--initial-cluster", InitialCluster,
         "--initial-cluster-token", Token,
         "--heartbeat-interval", heartbeatMs.ToString(System.Globalization.CultureInfo.InvariantCulture),

@@ -20,9 +20,11 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
     private readonly RaftMember _member;
     private readonly Headers _headers;
     private readonly TimeProvider _time;
+    private readonly MemberTls? _clientTls;
 
-    public ClusterService(RaftMember member, Headers headers, TimeProvider time)
+    public ClusterService(RaftMember member, Headers headers, TimeProvider time, MemberTls? clientTls = null)
     {
+        _clientTls = clientTls;
         _member = member;
         _headers = headers;
         _time = time;
@@ -157,7 +159,7 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
     private async Task<MemberPromoteResponse> ForwardPromoteAsync(ulong leader, MemberPromoteRequest request, ServerCallContext context)
     {
         var url = _member.Membership.Get(leader)?.ClientUrls.FirstOrDefault() ?? throw EtcdErrors.NoLeader;
-        using var channel = HostsFileResolver.Process.Channel(url);
+        using var channel = HostsFileResolver.Process.Channel(url, _clientTls);
         var client = new RaftKv.Protocol.Etcd.Cluster.ClusterClient(channel);
         return await client.MemberPromoteAsync(request, deadline: DateTime.UtcNow + _member.RequestTimeout, cancellationToken: context.CancellationToken)
             .ConfigureAwait(false);

@@ -75,6 +75,12 @@ internal sealed record MemberConfig
     /// </summary>
     public uint MaxWals { get; init; } = 5;
 
+    /// <summary>TLS of the client URLs (--cert-file, --key-file, --trusted-ca-file, --client-cert-auth).</summary>
+    public TlsFiles ClientTls { get; init; } = new();
+
+    /// <summary>TLS of the peer URLs (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth).</summary>
+    public TlsFiles PeerTls { get; init; } = new();
+
     /// <summary>debug, info, warn or error.</summary>
     public string LogLevel { get; init; } = "info";
 
@@ -88,3 +94,21 @@ internal sealed record MemberConfig
 
 /// <summary>One entry of <c>--initial-cluster</c>: a member name and the peer URLs it advertises.</summary>
 internal sealed record InitialMember(string Name, IReadOnlyList<Uri> PeerUrls);
+
+/// <summary>PEM files of one side's TLS (client URLs or peer URLs), as etcd's flags name them.</summary>
+internal sealed record TlsFiles
+{
+    /// <summary>The certificate this member presents (PEM); empty when the side has no TLS.</summary>
+    public string CertFile { get; init; } = "";
+
+    /// <summary>The certificate's private key (PEM).</summary>
+    public string KeyFile { get; init; } = "";
+
+    /// <summary>CA certificates (PEM) that sign the certificates of the other side; empty trusts the system's roots.</summary>
+    public string TrustedCaFile { get; init; } = "";
+
+    /// <summary>Connections must present a certificate signed by <see cref="TrustedCaFile"/>.</summary>
+    public bool ClientCertAuth { get; init; }
+
+    public bool Enabled => CertFile.Length > 0;
+}

@@ -38,14 +38,21 @@ internal static class MemberConfigParser
         new("max-snapshots", "Maximum number of snapshot files to retain (0 is unlimited).", (c, v) => c with { MaxSnapshots = UInt32("max-snapshots", v) }),
         new("max-wals", "Maximum number of wal files to retain (0 is unlimited).", (c, v) => c with { MaxWals = UInt32("max-wals", v) }),
         new("log-level", "Log level: debug, info, warn or error.", (c, v) => c with { LogLevel = ParseLogLevel(v) }),
+        new("cert-file", "Path to the client server TLS cert file.", (c, v) => c with { ClientTls = c.ClientTls with { CertFile = v } }),
+        new("key-file", "Path to the client server TLS key file.", (c, v) => c with { ClientTls = c.ClientTls with { KeyFile = v } }),
+        new("trusted-ca-file", "Path to the client server TLS trusted CA cert file.", (c, v) => c with { ClientTls = c.ClientTls with { TrustedCaFile = v } }),
+        new("client-cert-auth", "Enable client cert authentication.", (c, v) => c with { ClientTls = c.ClientTls with { ClientCertAuth = Bool("client-cert-auth", v) } }, IsBool: true),
+        new("peer-cert-file", "Path to the peer server TLS cert file.", (c, v) => c with { PeerTls = c.PeerTls with { CertFile = v } }),
+        new("peer-key-file", "Path to the peer server TLS key file.", (c, v) => c with { PeerTls = c.PeerTls with { KeyFile = v } }),
+        new("peer-trusted-ca-file", "Path to the peer server TLS trusted CA file.", (c, v) => c with { PeerTls = c.PeerTls with { TrustedCaFile = v } }),
+        new("peer-client-cert-auth", "Enable peer client cert authentication.", (c, v) => c with { PeerTls = c.PeerTls with { ClientCertAuth = Bool("peer-client-cert-auth", v) } }, IsBool: true),
         new("logger", "Logger to use; only 'zap' (structured) is accepted, as in etcd 3.5.", (c, v) => v == "zap" ? c : throw Invalid("logger", v, "only 'zap' is supported")),
     ];
 
     /// <summary>etcd flags this build recognises but cannot honour yet; naming them fails with a clear message.</summary>
     private static readonly string[] Unsupported =
     [
-        "cert-file", "key-file", "client-cert-auth", "trusted-ca-file", "auto-tls",
-        "peer-cert-file", "peer-key-file", "peer-client-cert-auth", "peer-trusted-ca-file", "peer-auto-tls",
+        "auto-tls", "peer-auto-tls", "client-crl-file", "peer-crl-file",
         "discovery", "discovery-srv", "discovery-proxy", "proxy", "enable-v2", "auth-token",
     ];
 
@@ -73,7 +80,7 @@ internal static class MemberConfigParser
             var name = equals < 0 ? body : body[..equals];
             if (Array.IndexOf(Unsupported, name) >= 0)
             {
-                throw new ConfigException($"--{name} is an etcd flag that raftkv does not support yet; remove it (TLS, discovery, v2 and auth are not implemented)");
+                throw new ConfigException($"--{name} is an etcd flag that raftkv does not support yet; remove it (self-signed auto TLS, CRLs, discovery, v2 and auth are not implemented; give certificates with --cert-file/--key-file and --peer-cert-file/--peer-key-file)");
             }
 
             if (!byName.TryGetValue(name, out var flag))
@@ -191,6 +198,9 @@ internal static class MemberConfigParser
         }
 
         ValidateCompactionRetention(config);
+        ValidateTls(config.ClientTls, config.ListenClientUrls, "listen-client-urls", "");
+        ValidateTls(config.ClientTls, config.ListenMetricsUrls, "listen-metrics-urls", "");
+        ValidateTls(config.PeerTls, config.ListenPeerUrls, "listen-peer-urls", "peer-");
 
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var member in config.InitialCluster)
@@ -282,6 +292,30 @@ internal static class MemberConfigParser
         _ => throw Invalid("log-level", value, "valid values are debug, info, warn and error"),
     };
 
+    /// <summary>
+    /// https:// listen URLs need a certificate and its key; a certificate needs its key and the other way round; client
+    /// certificate authentication needs the CA that signs the clients' certificates. (etcd starts without TLS on an https://
+    /// URL that has no certificate and fails later; refusing at start-up says what to add.)
+    /// </summary>
+    private static void ValidateTls(TlsFiles tls, IReadOnlyList<Uri> listen, string listenFlag, string prefix)
+    {
+        if (tls.CertFile.Length > 0 != tls.KeyFile.Length > 0)
+        {
+            throw new ConfigException($"--{prefix}cert-file and --{prefix}key-file go together: give both (the certificate and its private key, PEM)");
+        }
+
+        if (listen.Any(u => u.Scheme == "https") && !tls.Enabled)
+        {
+            throw new ConfigException(
+                $"--{listenFlag} has an https:// URL but no certificate: give --{prefix}cert-file and --{prefix}key-file, or listen on http://");
+        }
+
+        if (tls.ClientCertAuth && tls.TrustedCaFile.Length == 0)
+        {
+            throw new ConfigException($"--{prefix}client-cert-auth needs --{prefix}trusted-ca-file (the CA that signs the certificates to accept)");
+        }
+    }
+
     private static Uri[] Urls(string flag, string value)
     {
         var urls = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
@@ -297,18 +331,16 @@ internal static class MemberConfigParser
             throw Invalid(flag, text, "expected a URL like http://127.0.0.1:2379");
         }
 
-        if (url.Scheme == "https")
+        if (url.IsDefaultPort || url.AbsolutePath != "/")
         {
-            throw Invalid(flag, text, "TLS is not supported yet; use http://");
-        }
-
-        if (url.Scheme == "http" && (url.IsDefaultPort || url.AbsolutePath != "/"))
-        {
-            throw Invalid(flag, text, "a URL needs a host and a port and no path, like http://127.0.0.1:2379");
+            throw Invalid(flag, text, $"a URL needs a host and a port and no path, like {url.Scheme}://127.0.0.1:2379");
         }
 
         return url;
     }
+
+    private static bool Bool(string flag, string value) =>
+        bool.TryParse(value, out var b) ? b : throw Invalid(flag, value, "expected true or false");
 
     private static int Int32(string flag, string value) =>
         int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw Invalid(flag, value, "expected a whole number");

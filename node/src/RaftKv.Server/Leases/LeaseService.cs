@@ -5,6 +5,7 @@ using RaftKv.Protocol.Internal;
 using RaftKv.Server.Api;
 using RaftKv.Server.Kv;
 using RaftKv.Server.Node;
+using RaftKv.Server.Peers;
 using S = RaftKv.Storage.Mvcc;
 
 namespace RaftKv.Server.Leases;
@@ -25,11 +26,12 @@ internal sealed class LeaseService : Lease.LeaseBase, IDisposable
     private readonly Headers _headers;
     private readonly LeaseMetrics _metrics;
     private readonly TimeProvider _time;
+    private readonly MemberTls? _clientTls;
     private readonly LeaseIdGenerator _ids;
     private readonly Lock _channelsLock = new();
     private readonly Dictionary<string, GrpcChannel> _channels = [];
 
-    public LeaseService(RaftMember member, KvStateMachine kv, Lessor lessor, Headers headers, LeaseMetrics metrics, TimeProvider time)
+    public LeaseService(RaftMember member, KvStateMachine kv, Lessor lessor, Headers headers, LeaseMetrics metrics, TimeProvider time, MemberTls? clientTls = null)
     {
         _member = member;
         _kv = kv;
@@ -37,6 +39,7 @@ internal sealed class LeaseService : Lease.LeaseBase, IDisposable
         _headers = headers;
         _metrics = metrics;
         _time = time;
+        _clientTls = clientTls;
         _ids = new LeaseIdGenerator(member.MemberId, time);
     }
 
@@ -232,7 +235,7 @@ internal sealed class LeaseService : Lease.LeaseBase, IDisposable
         {
             if (!_channels.TryGetValue(url, out var channel))
             {
-                _channels[url] = channel = GrpcChannel.ForAddress(url);
+                _channels[url] = channel = HostsFileResolver.Process.Channel(url, _clientTls);
             }
 
             return channel;

@@ -68,6 +68,8 @@ internal sealed partial class MemberHost : IAsyncDisposable
         var loggers = options.Loggers ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
         var logger = loggers.CreateLogger("raftkv");
         var memberDir = Path.Combine(config.DataDir, "member");
+        var clientTls = MemberTls.Load(config.ClientTls, "");
+        var peerTls = MemberTls.Load(config.PeerTls, "peer-");
         WalMetadata? identity;
         try
         {
@@ -107,7 +109,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         else
         {
             var advertised = config.InitialAdvertisePeerUrls.Select(MemberIds.UrlText).ToHashSet(StringComparer.Ordinal);
-            var remote = await FetchMembersAsync(initialMembers.Where(m => !m.PeerUrls.Any(advertised.Contains)), cancellationToken).ConfigureAwait(false);
+            var remote = await FetchMembersAsync(initialMembers.Where(m => !m.PeerUrls.Any(advertised.Contains)), peerTls, cancellationToken).ConfigureAwait(false);
             var self = remote.Members.FirstOrDefault(m => m.PeerUrls.Any(advertised.Contains))
                 ?? throw new MemberStartException(
                     $"member \"{config.Name}\" with peer URLs {string.Join(',', advertised)} is not in the running cluster's member list; " +
@@ -181,6 +183,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
                 MemberDir = memberDir,
                 InitialMembers = initialMembers,
                 BootstrapVoters = bootstrapVoters,
+                Transport = new PeerTransportOptions { ClusterId = clusterId, MemberId = memberId, Tls = peerTls },
             },
             log, membership, metrics, faults, options.Time, loggers);
         member.SetApplier(kv);
@@ -194,7 +197,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         WebApplication? app = null;
         try
         {
-            app = BuildApp(config, member, kv, leases.Lessor, metrics, walFsync, diskFaults, memberDir, options, loggers, stopping.Token);
+            app = BuildApp(config, member, kv, leases.Lessor, metrics, walFsync, diskFaults, memberDir, options, loggers, clientTls, peerTls, stopping.Token);
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e)
@@ -226,14 +229,14 @@ internal sealed partial class MemberHost : IAsyncDisposable
         return host;
     }
 
-    private static async Task<Wire.MembersResponse> FetchMembersAsync(IEnumerable<Member> peers, CancellationToken cancellationToken)
+    private static async Task<Wire.MembersResponse> FetchMembersAsync(IEnumerable<Member> peers, MemberTls? peerTls, CancellationToken cancellationToken)
     {
         var errors = new List<string>();
         foreach (var url in peers.SelectMany(p => p.PeerUrls))
         {
             try
             {
-                using var channel = HostsFileResolver.Process.Channel(url);
+                using var channel = HostsFileResolver.Process.Channel(url, peerTls);
                 return await new Wire.Peer.PeerClient(channel)
                     .MembersAsync(new Wire.MembersRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancellationToken)
                     .ConfigureAwait(false);
@@ -250,13 +253,15 @@ internal sealed partial class MemberHost : IAsyncDisposable
     }
 
     private static WebApplication BuildApp(MemberConfig config, RaftMember member, KvStateMachine kv, Lessor lessor, NodeMetrics metrics, LatencyWindow walFsync,
-        DiskFaults diskFaults, string memberDir, MemberHostOptions options, ILoggerFactory loggers, CancellationToken stopping)
+        DiskFaults diskFaults, string memberDir, MemberHostOptions options, ILoggerFactory loggers, MemberTls? clientTls, MemberTls? peerTls,
+        CancellationToken stopping)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(loggers);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(3));
         var peerPorts = config.ListenPeerUrls.Select(u => u.Port).ToHashSet();
+        var metricsPorts = config.ListenMetricsUrls.Select(u => u.Port).ToHashSet();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.Http2.MaxStreamsPerConnection = int.MaxValue;
@@ -264,12 +269,17 @@ internal sealed partial class MemberHost : IAsyncDisposable
             k.Limits.MaxRequestBodySize = null;
             foreach (var url in config.ListenPeerUrls)
             {
-                Listen(k, url, HttpProtocols.Http2);
+                Listen(k, url, HttpProtocols.Http2, peerTls);
             }
 
             foreach (var url in config.ListenClientUrls)
             {
-                Listen(k, url, HttpProtocols.Http1AndHttp2, CleartextHttp2Detection.Middleware);
+                Listen(k, url, HttpProtocols.Http1AndHttp2, clientTls, CleartextHttp2Detection.Middleware);
+            }
+
+            foreach (var url in config.ListenMetricsUrls)
+            {
+                Listen(k, url, HttpProtocols.Http1AndHttp2, clientTls, CleartextHttp2Detection.Middleware);
             }
         });
         builder.Services.AddGrpc(o =>
@@ -289,20 +299,23 @@ internal sealed partial class MemberHost : IAsyncDisposable
         var watchHub = new WatchHub();
         kv.Applied += _ => watchHub.Notify();
         builder.Services.AddSingleton(new WatchService(kv, watchHub, headers, options.Time));
-        builder.Services.AddSingleton(_ => new LeaseService(member, kv, lessor, headers, kv.LeaseMetrics!, options.Time)); // disposed with the app (its channels to the leader)
+        builder.Services.AddSingleton(_ => new LeaseService(member, kv, lessor, headers, kv.LeaseMetrics!, options.Time, clientTls)); // disposed with the app (its channels to the leader)
         builder.Services.AddSingleton(new PeerService(member, metrics, stopping));
-        builder.Services.AddSingleton(new ClusterService(member, headers, options.Time));
+        builder.Services.AddSingleton(new ClusterService(member, headers, options.Time, clientTls));
         builder.Services.AddSingleton(new MaintenanceService(member, kv, headers, config.EffectiveQuotaBackendBytes));
         builder.Services.AddSingleton(new AdminService(member, walFsync, diskFaults, memberDir,
             options.EnableTestHooks || Environment.GetEnvironmentVariable(PeerFaults.EnableVariable) == "1"));
         var app = builder.Build();
 
-        // Peer traffic only on peer ports, client traffic only on client ports.
+        // Peer traffic only on peer ports, client traffic only on client ports; metrics ports (--listen-metrics-urls) serve
+        // /metrics and the health checks only, as etcd's do.
         app.Use(async (context, next) =>
         {
             var onPeerPort = peerPorts.Contains(context.Connection.LocalPort);
             var isPeerCall = context.Request.Path.StartsWithSegments("/raftkv.peer.Peer", StringComparison.Ordinal);
-            if (onPeerPort != isPeerCall)
+            var onMetricsPort = metricsPorts.Contains(context.Connection.LocalPort);
+            var isMetricsCall = context.Request.Path.Value is "/metrics" or "/health" or "/livez" or "/readyz";
+            if (onPeerPort != isPeerCall || (onMetricsPort && !isMetricsCall))
             {
                 context.Response.StatusCode = StatusCodes.Status404NotFound;
                 return;
@@ -321,21 +334,24 @@ internal sealed partial class MemberHost : IAsyncDisposable
         return app;
     }
 
-    private static void Listen(KestrelServerOptions k, Uri url, HttpProtocols protocols,
-        Func<Microsoft.AspNetCore.Connections.ConnectionDelegate, Microsoft.AspNetCore.Connections.ConnectionDelegate>? middleware = null)
+    /// <summary>
+    /// One listener: https:// with <paramref name="tls"/> (HTTP/2 chosen by ALPN), http:// in cleartext (with
+    /// <paramref name="cleartextMiddleware"/>, which lets HTTP/2 clients in without ALPN).
+    /// </summary>
+    private static void Listen(KestrelServerOptions k, Uri url, HttpProtocols protocols, MemberTls? tls,
+        Func<Microsoft.AspNetCore.Connections.ConnectionDelegate, Microsoft.AspNetCore.Connections.ConnectionDelegate>? cleartextMiddleware = null)
     {
         void Configure(ListenOptions o)
         {
             o.Protocols = protocols;
-            if (middleware is not null)
+            if (url.Scheme == "https")
             {
-                o.Use(middleware);
+                o.UseHttps(tls!.ServerOptions());
             }
-        }
-
-        if (url.Scheme != "http")
-        {
-            throw new MemberStartException($"listen URL {url.OriginalString}: only http:// is supported (TLS is not implemented yet)");
+            else if (cleartextMiddleware is not null)
+            {
+                o.Use(cleartextMiddleware);
+            }
         }
 
         if (url.Host == "localhost")

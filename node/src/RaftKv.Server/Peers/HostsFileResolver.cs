@@ -102,8 +102,16 @@ internal sealed class HostsFileResolver
     }
 
     /// <summary>A gRPC channel for a short call (start-up member fetch, forwarded promote) that resolves through this file.</summary>
-    public GrpcChannel Channel(string url) =>
-        GrpcChannel.ForAddress(url, new GrpcChannelOptions { HttpHandler = new SocketsHttpHandler { ConnectCallback = ConnectAsync } });
+    /// <remarks>An https:// URL is called with <paramref name="tls"/> (this member's certificate, the trusted CA).</remarks>
+    public GrpcChannel Channel(string url, MemberTls? tls) =>
+        GrpcChannel.ForAddress(url, new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler
+            {
+                ConnectCallback = ConnectAsync,
+                SslOptions = url.StartsWith("https:", StringComparison.OrdinalIgnoreCase) && tls is not null ? tls.ClientOptions() : new(),
+            },
+        });
 
     private Dictionary<string, IPAddress[]> Current()
     {

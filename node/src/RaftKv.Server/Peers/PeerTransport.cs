@@ -45,6 +45,9 @@ internal sealed record PeerTransportOptions
 
     /// <summary>How peer host names are resolved (an extra hosts file before DNS, see <see cref="HostsFileResolver"/>).</summary>
     public HostsFileResolver Names { get; init; } = HostsFileResolver.Process;
+
+    /// <summary>TLS for https:// peer URLs (--peer-cert-file and friends); null when the peer side has none.</summary>
+    public MemberTls? Tls { get; init; }
 }
 
 /// <summary>
@@ -265,6 +268,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
                         KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
                         ConnectTimeout = TimeSpan.FromSeconds(3),
                         ConnectCallback = _owner._options.Names.ConnectAsync,
+                        SslOptions = url.Scheme == "https" && _owner._options.Tls is { } tls ? tls.ClientOptions() : new(),
                     },
                     MaxSendMessageSize = null,
                     MaxReceiveMessageSize = null,

@@ -1,0 +1,154 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using RaftKv.Server.Configuration;
+using RaftKv.Server.Node;
+
+namespace RaftKv.Server.Tests.Cluster;
+
+/// <summary>etcd's TLS flags on both sides, checked with Debian's etcdctl as the client.</summary>
+public sealed class TlsTests
+{
+    [Fact]
+    public async Task A_cluster_with_TLS_on_both_sides_serves_etcdctl_with_a_client_certificate_and_refuses_others()
+    {
+        using var certs = new TestCertificates();
+        string[] tlsArgs =
+        [
+            "--cert-file", certs.ServerCert, "--key-file", certs.ServerKey, "--trusted-ca-file", certs.CaCert, "--client-cert-auth",
+            "--peer-cert-file", certs.ServerCert, "--peer-key-file", certs.ServerKey, "--peer-trusted-ca-file", certs.CaCert, "--peer-client-cert-auth",
+        ];
+
+        // The members find a leader only if their peer calls pass each other's certificate checks.
+        await using var cluster = await TestCluster.StartAsync(extraArgs: tlsArgs, scheme: "https");
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        string Endpoint(int i) => "https://" + cluster.Endpoint(i);
+        string[] withClientCert = ["--cacert", certs.CaCert, "--cert", certs.ClientCert, "--key", certs.ClientKey];
+
+        await Etcdctl.OkAsync(Endpoint(follower), [.. withClientCert, "put", "secure", "yes"]);
+        Assert.Equal("secure\nyes\n", await Etcdctl.OkAsync(Endpoint(leader), [.. withClientCert, "get", "secure"]));
+        var members = await Etcdctl.OkAsync(Endpoint(follower), [.. withClientCert, "member", "list"]);
+        Assert.True(members.Split('\n', StringSplitOptions.RemoveEmptyEntries).All(l => l.Contains(", https://127.0.0.1:", StringComparison.Ordinal)),
+            $"member list should advertise https URLs:\n{members}");
+
+        // A follower forwards lease keep-alives to the leader's client URL, presenting its own certificate.
+        var grant = await Etcdctl.OkAsync(Endpoint(follower), [.. withClientCert, "lease", "grant", "60"]);
+        var leaseId = grant.Split(' ')[1];
+        var kept = await Etcdctl.OkAsync(Endpoint(follower), [.. withClientCert, "lease", "keep-alive", "--once", leaseId]);
+        Assert.Contains("keepalived with TTL(60)", kept, StringComparison.Ordinal);
+
+        // Refused: no client certificate, one from another CA, and cleartext on the TLS port.
+        await Etcdctl.FailsAsync(Endpoint(leader), "--cacert", certs.CaCert, "--dial-timeout=2s", "--command-timeout=3s", "get", "secure");
+        await Etcdctl.FailsAsync(Endpoint(leader), "--cacert", certs.CaCert, "--cert", certs.RogueCert, "--key", certs.RogueKey, "--dial-timeout=2s", "--command-timeout=3s", "get", "secure");
+        await Etcdctl.FailsAsync("http://" + cluster.Endpoint(leader), "--dial-timeout=2s", "--command-timeout=3s", "get", "secure");
+    }
+
+    [Fact]
+    public async Task Metrics_urls_serve_metrics_and_health_only()
+    {
+        var port = FreePorts.Take(1)[0];
+        await using var cluster = await TestCluster.StartAsync(size: 1, extraArgs: ["--listen-metrics-urls", $"http://127.0.0.1:{port}"]);
+        await cluster.WaitForLeaderAsync();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+
+        var metrics = await http.GetAsync(new Uri("/metrics", UriKind.Relative));
+        var text = await metrics.Content.ReadAsStringAsync();
+        Assert.True(metrics.StatusCode == HttpStatusCode.OK && text.Contains("etcd_server_has_leader", StringComparison.Ordinal), $"/metrics: {metrics.StatusCode}\n{text[..Math.Min(300, text.Length)]}");
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(new Uri("/health", UriKind.Relative))).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(new Uri("/version", UriKind.Relative))).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_certificate_that_cannot_be_loaded_ends_start_up_naming_the_file()
+    {
+        using var certs = new TestCertificates();
+        var ports = FreePorts.Take(2);
+        var dir = Directory.CreateTempSubdirectory("raftkv-tls-");
+        try
+        {
+            var config = MemberConfigParser.Parse(
+            [
+                "--name", "m1", "--data-dir", Path.Combine(dir.FullName, "m1"),
+                "--listen-client-urls", $"https://127.0.0.1:{ports[0]}", "--advertise-client-urls", $"https://127.0.0.1:{ports[0]}",
+                "--listen-peer-urls", $"http://127.0.0.1:{ports[1]}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{ports[1]}",
+                "--initial-cluster", $"m1=http://127.0.0.1:{ports[1]}",
+                "--cert-file", certs.ServerCert, "--key-file", certs.ClientKey, // a key that belongs to another certificate
+            ], new Dictionary<string, string>());
+            var e = await Assert.ThrowsAsync<MemberStartException>(() => MemberHost.StartAsync(config, new MemberHostOptions(), CancellationToken.None));
+            Assert.Contains($"cannot load --cert-file {certs.ServerCert} with --key-file {certs.ClientKey}", e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+}
+
+/// <summary>A CA, a member certificate (127.0.0.1 and localhost, server and client use), a client certificate, and one from another CA, as PEM files.</summary>
+internal sealed class TestCertificates : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("raftkv-certs-");
+
+    public TestCertificates()
+    {
+        using var ca = MakeCa("raftkv test CA");
+        using var rogueCa = MakeCa("someone else's CA");
+        CaCert = Write("ca.pem", ca.ExportCertificatePem());
+        (ServerCert, ServerKey) = Issue(ca, "member", "server");
+        (ClientCert, ClientKey) = Issue(ca, "client", "client");
+        (RogueCert, RogueKey) = Issue(rogueCa, "client", "rogue");
+    }
+
+    public string CaCert { get; }
+
+    public string ServerCert { get; }
+
+    public string ServerKey { get; }
+
+    public string ClientCert { get; }
+
+    public string ClientKey { get; }
+
+    public string RogueCert { get; }
+
+    public string RogueKey { get; }
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    private static X509Certificate2 MakeCa(string name)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
+        var now = DateTimeOffset.UtcNow;
+        return request.CreateSelfSigned(now.AddDays(-1), now.AddDays(30));
+    }
+
+    private (string Cert, string Key) Issue(X509Certificate2 ca, string name, string file)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        names.AddDnsName("localhost");
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
+            [new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false)); // server and client authentication
+        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca, true, false));
+        var now = DateTimeOffset.UtcNow;
+        using var cert = request.Create(ca, now.AddHours(-1), now.AddDays(7), RandomNumberGenerator.GetBytes(12));
+        return (Write(file + ".pem", cert.ExportCertificatePem()), Write(file + "-key.pem", key.ExportPkcs8PrivateKeyPem()));
+    }
+
+    private string Write(string name, string pem)
+    {
+        var path = Path.Combine(_dir.FullName, name);
+        File.WriteAllText(path, pem);
+        return path;
+    }
+}
