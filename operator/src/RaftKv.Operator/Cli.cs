@@ -56,6 +56,7 @@ internal static class Cli
         ["--workers"] = nameof(OperatorOptions.Workers),
         ["--resync-period"] = nameof(OperatorOptions.ResyncPeriod),
         ["--tuning-quiet-period"] = nameof(OperatorOptions.TuningQuietPeriod),
+        ["--tuning-sustained-samples"] = nameof(OperatorOptions.TuningSustainedSamples),
         ["--default-tuning-profile"] = nameof(OperatorOptions.DefaultTuningProfile),
     };
 
@@ -109,6 +110,8 @@ internal static class Cli
                     break;
                 case "--leader-elect" when !bool.TryParse(value, out _):
                     return (settings, null, $"--leader-elect takes true or false, not '{value}'");
+                case "--tuning-sustained-samples" when !int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var samples) || samples is < 1 or > 100:
+                    return (settings, null, $"--tuning-sustained-samples takes a number from 1 to 100, not '{value}'");
                 case "--workers" when !int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < 1:
                     return (settings, null, $"--workers takes a positive number, not '{value}'");
                 case "--default-tuning-profile" when value is not (nameof(TuningProfile.Default) or nameof(TuningProfile.Aggressive)):
@@ -292,6 +295,7 @@ internal static class Cli
           --workers N                    clusters reconciled at once (default 2)
           --resync-period DURATION       reconcile every cluster at least this often (default 30s)
           --tuning-quiet-period DURATION Auto tuning lowers timeouts only after this long without leader changes (default 10m)
+          --tuning-sustained-samples N   Auto tuning raises timeouts only to what N samples in a row (about 2s apart) call for (default 3)
           --default-tuning-profile P     Auto tuning floors for RaftClusters that name no profile: Default or Aggressive (default Default)
           --log-level LEVEL              Trace, Debug, Information, Warning, Error (default Information)
         """;

@@ -55,6 +55,9 @@ internal sealed class OperatorOptions
     /// <summary>How long Auto tuning waits, without leader changes, before lowering timeouts.</summary>
     public TimeSpan TuningQuietPeriod { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>Auto tuning raises timing only to what this many consecutive measurement samples (about 2 s apart) all call for.</summary>
+    public int TuningSustainedSamples { get; set; } = 3;
+
     public OperatorSettings ToSettings() => new()
     {
         ImageRepository = ImageRepository,

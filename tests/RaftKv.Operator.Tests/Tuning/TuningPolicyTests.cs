@@ -6,7 +6,9 @@ namespace RaftKv.Operator.Tests.Tuning;
 public sealed class TuningPolicyTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 11, 24, 12, 0, 0, TimeSpan.Zero);
-    private static readonly TuningPolicyOptions Options = new() { QuietPeriod = TimeSpan.FromMinutes(10), Hysteresis = 0.2 };
+    // One sample is enough and rises are not capped here: these tests are about direction, hysteresis and the
+    // quiet period; TuningDampingTests covers sustained samples and capped steps (the defaults).
+    private static readonly TuningPolicyOptions Options = new() { QuietPeriod = TimeSpan.FromMinutes(10), Hysteresis = 0.2, SustainedSamples = 1, MaxRaiseFactor = 100 };
     private static readonly RaftClusterTuning Auto = new();
     private static readonly TuningMeasurements Lan = new(Ms(1), Ms(3), Ms(2));           // → 100 ms / 1 s
     private static readonly TuningMeasurements Delayed = new(Ms(100), Ms(105), Ms(2));   // → 100 ms / 1.1 s

@@ -22,7 +22,10 @@ internal sealed record ReconcileResult(TimeSpan? RequeueAfter)
 }
 
 /// <summary>What one reconcile saw and did, for tests and logs.</summary>
-internal sealed record ReconcileOutcome(PlanStep Step, RaftClusterStatus? Status);
+/// <param name="Step">The step planned (and executed).</param>
+/// <param name="Status">The status written.</param>
+/// <param name="RecheckSoon">Something may need doing shortly although the step was Nothing (a tuning rise not yet sustained).</param>
+internal sealed record ReconcileOutcome(PlanStep Step, RaftClusterStatus? Status, bool RecheckSoon = false);
 
 /// <summary>
 /// One reconcile of one RaftCluster: observe (the informers' caches and the members), plan one step with
@@ -46,7 +49,12 @@ internal sealed partial class RaftClusterReconciler(
     public const string FieldManager = "raftkv-operator";
 
     private readonly ClusterObjectBuilder _builder = new(options.ToSettings());
-    private readonly TuningPolicyOptions _tuningOptions = new() { QuietPeriod = options.TuningQuietPeriod, DefaultProfile = options.DefaultTuningProfile };
+    private readonly TuningPolicyOptions _tuningOptions = new()
+    {
+        QuietPeriod = options.TuningQuietPeriod,
+        DefaultProfile = options.DefaultTuningProfile,
+        SustainedSamples = options.TuningSustainedSamples,
+    };
     private readonly ConcurrentDictionary<string, TuningMemory> _tuningMemory = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, HashSet<string>> _deletedPods = new(StringComparer.Ordinal);
 
@@ -82,6 +90,7 @@ internal sealed partial class RaftClusterReconciler(
         LastSteps[ObjectCache<RaftCluster>.KeyOf(cluster)] = outcome.Step;
         return outcome.Step switch
         {
+            Nothing when outcome.RecheckSoon => new ReconcileResult(options.ProgressRequeue),
             Nothing => new ReconcileResult(options.ResyncPeriod),
             Wait => new ReconcileResult(options.ProgressRequeue * 2),
             _ => new ReconcileResult(options.ProgressRequeue),
@@ -110,7 +119,7 @@ internal sealed partial class RaftClusterReconciler(
         }
 
         var observedPods = pods.Select(p => new ObservedPod(names.OrdinalOf(p.Metadata.Name)!.Value,
-            IsReady(p) && !IsDeleted(deleted, p.Metadata.Uid), IsUpToDate(p, statefulSet))).ToList();
+            IsReady(p) && !IsDeleted(deleted, p.Metadata.Uid), IsUpToDate(p, statefulSet), PodProblems.Of(p))).ToList();
         var membersMap = informers.ConfigMaps.Cache.Get(ns, names.MembersConfigMap);
         var tuningMap = informers.ConfigMaps.Cache.Get(ns, names.TuningConfigMap);
 
@@ -131,8 +140,11 @@ internal sealed partial class RaftClusterReconciler(
         }
 
         var timingInForce = raft.TimingInForce ?? TimingFrom(tuningMap);
+        memory.Samples = TuningPolicy.Remember(memory.Samples, raft.Measurements, now, _tuningOptions);
+        var recent = raft.Measurements is null ? memory.Samples : memory.Samples.SkipLast(1);
         var decision = TuningPolicy.Decide(
-            new TuningInputs(cluster.Spec.Tuning, timingInForce, raft.Measurements, now, memory.LastLeaderChange, memory.LowerWantedSince), _tuningOptions);
+            new TuningInputs(cluster.Spec.Tuning, timingInForce, raft.Measurements, now, memory.LastLeaderChange, memory.LowerWantedSince,
+                [.. recent.Select(r => r.Measurements)]), _tuningOptions);
         memory.LowerWantedSince = decision.LowerWantedSince;
 
         var bootstrapped = Value(membersMap?.Data, ClusterObjectBuilder.InitialClusterStateKey) == "existing" || raft.LeaderId is not null;
@@ -175,7 +187,7 @@ internal sealed partial class RaftClusterReconciler(
         var status = StatusComputer.Compute(observed, step, names, cluster.Status, tuningStatus, now);
         await WriteStatusAsync(cluster, status, cancellationToken);
         metrics.RecordStatus(ns, names.Name, status);
-        return new ReconcileOutcome(step, status);
+        return new ReconcileOutcome(step, status, decision.RaisePending);
     }
 
     private async Task ExecuteAsync(RaftCluster cluster, PlanStep step, (int MemberCount, bool Bootstrapped)? membersConfig,
@@ -411,6 +423,9 @@ internal sealed partial class RaftClusterReconciler(
         public DateTimeOffset? LastLeaderChange { get; set; }
 
         public DateTimeOffset? LowerWantedSince { get; set; }
+
+        /// <summary>The last measurement samples, one per sample interval, oldest first.</summary>
+        public IReadOnlyList<TimedMeasurements> Samples { get; set; } = [];
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "RaftCluster {Namespace}/{Name}: {Description} ({Step})")]

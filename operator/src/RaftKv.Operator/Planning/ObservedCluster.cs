@@ -16,7 +16,24 @@ internal sealed record ObservedMember(int? Ordinal, ulong Id, bool IsLearner, bo
 /// <param name="Ordinal">Its StatefulSet ordinal.</param>
 /// <param name="Ready">Its readiness probe passes.</param>
 /// <param name="UpToDate">It runs the StatefulSet's current template revision (its <c>controller-revision-hash</c> is the update revision).</param>
-internal sealed record ObservedPod(int Ordinal, bool Ready, bool UpToDate);
+/// <param name="Problem">Why it cannot run, when Kubernetes says so (unschedulable, image not pulled, crash loop), else null.</param>
+internal sealed record ObservedPod(int Ordinal, bool Ready, bool UpToDate, PodProblem? Problem = null);
+
+/// <summary>Why a member pod cannot run, as Kubernetes reports it.</summary>
+/// <param name="Reason">A CamelCase condition reason (see <see cref="PodProblem.Reasons"/>).</param>
+/// <param name="Message">What Kubernetes said, for the Degraded condition's message.</param>
+internal sealed record PodProblem(string Reason, string Message)
+{
+    /// <summary>Every reason a pod problem can have.</summary>
+    public static IReadOnlySet<string> Reasons { get; } = new HashSet<string>(StringComparer.Ordinal)
+    {
+        ConditionReasons.Unschedulable,
+        ConditionReasons.StorageClassNotFound,
+        ConditionReasons.ImagePullFailed,
+        ConditionReasons.CrashLoopBackOff,
+        ConditionReasons.ContainerCannotRun,
+    };
+}
 
 /// <summary>
 /// Everything the planner looks at, gathered by the reconciler from the API server and the cluster.

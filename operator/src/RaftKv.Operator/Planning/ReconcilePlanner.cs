@@ -73,8 +73,20 @@ internal static class ReconcilePlanner
 
         if (observed.LeaderId is not { } leaderId)
         {
-            return observed.Bootstrapped
-                ? new Wait(ConditionReasons.NoLeader, "no leader: waiting for the members to elect one; membership and pods are left alone meanwhile")
+            if (observed.Bootstrapped)
+            {
+                return new Wait(ConditionReasons.NoLeader, "no leader: waiting for the members to elect one; membership and pods are left alone meanwhile");
+            }
+
+            // Before the first leader no member holds data anyone acknowledged: a pod that cannot run on an
+            // older template goes, so a corrected spec (version, image, node selector) takes effect.
+            if (observed.Pods.Where(p => !p.UpToDate && !p.Ready && p.Problem is not null).OrderByDescending(p => p.Ordinal).FirstOrDefault() is { } stuck)
+            {
+                return new RollPod(names.Pod(stuck.Ordinal), stuck.Ordinal);
+            }
+
+            return observed.Pods.Where(p => p.Problem is not null).OrderBy(p => p.Ordinal).FirstOrDefault() is { Problem: { } problem } blocked
+                ? new Wait(problem.Reason, $"the initial members cannot start: {names.Pod(blocked.Ordinal)}: {problem.Message}")
                 : new Wait(ConditionReasons.Bootstrapping, $"waiting for the {statefulSetReplicas} initial member(s) to start and elect a first leader");
         }
 
@@ -134,6 +146,16 @@ internal static class ReconcilePlanner
 
             if (!learner.CaughtUp)
             {
+                // A learner whose pod cannot run would wait forever: say why (Degraded carries the reason). A
+                // pod on an older template goes, so a corrected spec takes effect; scaling back cancels (above).
+                if (observed.Pods.FirstOrDefault(p => p.Ordinal == ordinal) is { Problem: { } problem } pod)
+                {
+                    return pod.UpToDate
+                        ? new Wait(problem.Reason,
+                            $"learner {name} cannot start: {problem.Message}; it joins once that is fixed, or set spec.replicas back to {voters.Count} to cancel the scale-up")
+                        : new RollPod(name, ordinal);
+                }
+
                 return new WaitForCatchUp(name);
             }
 
@@ -220,6 +242,18 @@ internal static class ReconcilePlanner
             return null;
         }
 
+        // An outdated pod that cannot run (bad image, unschedulable) and whose member is not a healthy voter is
+        // down already: replacing it costs no availability, and waiting for it to become ready would wait forever
+        // (a bad version rolled out, then corrected).
+        var broken = outdated
+            .Where(p => !p.Ready && p.Problem is not null && !voters.Any(v => v.Ordinal == p.Ordinal && v.Healthy))
+            .OrderByDescending(p => p.Ordinal)
+            .FirstOrDefault();
+        if (broken is not null)
+        {
+            return new RollPod(names.Pod(broken.Ordinal), broken.Ordinal);
+        }
+
         // A member whose pod is absent (deleted and not yet recreated) is down even if the leader has not
         // noticed yet: it counts as not ready, or a second restart could follow the first at once.
         var missing = observed.Members
@@ -257,6 +291,11 @@ internal static class ReconcilePlanner
 
     private static Wait? PlanWaitForPods(ObservedCluster observed, ClusterNames names)
     {
+        if (observed.Pods.Where(p => p.Problem is not null && observed.Members.Any(m => m.Ordinal == p.Ordinal)).OrderBy(p => p.Ordinal).FirstOrDefault() is { Problem: { } problem } stuck)
+        {
+            return new Wait(problem.Reason, $"{names.Pod(stuck.Ordinal)} cannot run: {problem.Message}");
+        }
+
         var notReady = observed.Members
             .Where(m => !observed.Pods.Any(p => p.Ordinal == m.Ordinal && p.Ready))
             .Select(m => names.Pod(m.Ordinal!.Value))

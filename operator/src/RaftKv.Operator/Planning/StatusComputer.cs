@@ -100,7 +100,11 @@ internal static class StatusComputer
         ScaleStatefulSet s when s.Replicas < (observed.StatefulSetReplicas ?? 0) => ConditionReasons.ScalingDown,
         ScaleStatefulSet => ConditionReasons.ScalingUp,
         RemoveAndReaddLostMember => ConditionReasons.ReplacingMember,
+        RollPod when !observed.Bootstrapped => ConditionReasons.Bootstrapping,
+        RollPod when observed.Members.Any(m => m.IsLearner && observed.Pods.Any(p => p.Ordinal == m.Ordinal && !p.UpToDate)) => ConditionReasons.ScalingUp,
         RollPod or Wait { Reason: ConditionReasons.RollingUpdate } => ConditionReasons.RollingUpdate,
+        Wait w when PodProblem.Reasons.Contains(w.Reason) && !observed.Bootstrapped => ConditionReasons.Bootstrapping,
+        Wait w when PodProblem.Reasons.Contains(w.Reason) && observed.Members.Any(m => m.IsLearner) => ConditionReasons.ScalingUp,
         TransferLeadership t when t.Why.Contains("rolling", StringComparison.Ordinal) => ConditionReasons.RollingUpdate,
         TransferLeadership t when t.Why.Contains("volume", StringComparison.Ordinal) => ConditionReasons.ReplacingMember,
         TransferLeadership => ConditionReasons.ScalingDown,
@@ -118,6 +122,13 @@ internal static class StatusComputer
         if (step is Wait { Reason: ConditionReasons.ForeignMember } foreign)
         {
             return (true, ConditionReasons.ForeignMember, foreign.Message);
+        }
+
+        // Pods that cannot run say why, whatever else follows from it (a learner that never joins, no quorum).
+        var stuck = observed.Pods.Where(p => p.Problem is not null).OrderBy(p => p.Ordinal).ToList();
+        if (stuck.Count > 0)
+        {
+            return (true, stuck[0].Problem!.Reason, string.Join("; ", stuck.Select(p => $"{names.Pod(p.Ordinal)}: {p.Problem!.Message}")));
         }
 
         if (observed.Bootstrapped && !available)

@@ -20,6 +20,25 @@ internal sealed record TuningPolicyOptions
 
     /// <summary>The profile of clusters whose spec names none (the operator's <c>--default-tuning-profile</c>).</summary>
     public TuningProfile DefaultProfile { get; init; } = TuningProfile.Default;
+
+    /// <summary>
+    /// A rise applies only up to what each of the last this many samples calls for (the current one and
+    /// <see cref="TuningInputs.Recent"/>): one noisy sample (a p99 from a burst of slow fsyncs) moves nothing,
+    /// a level sustained over this many samples applies at once. 1 raises on every sample.
+    /// </summary>
+    public int SustainedSamples { get; init; } = 3;
+
+    /// <summary>
+    /// Samples closer together than this count as one (the reconciler keeps one per interval), so a burst of
+    /// reconciles cannot make a spike look sustained.
+    /// </summary>
+    public TimeSpan SampleInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// One rise multiplies heartbeat and election by at most this: a sustained jump climbs over a few samples
+    /// instead of leaping to tens of seconds, and stops where the measurements settle.
+    /// </summary>
+    public double MaxRaiseFactor { get; init; } = 2.0;
 }
 
 /// <summary>Everything one tuning decision depends on; time comes in as values, never from a clock.</summary>
@@ -29,13 +48,18 @@ internal sealed record TuningPolicyOptions
 /// <param name="Now">The time of this decision.</param>
 /// <param name="LastLeaderChange">When the cluster last saw a leader change, if ever.</param>
 /// <param name="LowerWantedSince">Carried over from the previous decision: since when lower values have been called for.</param>
+/// <param name="Recent">Earlier samples, oldest first, not including <paramref name="Measurements"/> (see <see cref="TuningPolicy.Remember"/>).</param>
 internal sealed record TuningInputs(
     RaftClusterTuning Spec,
     RaftTiming? Current,
     TuningMeasurements? Measurements,
     DateTimeOffset Now,
     DateTimeOffset? LastLeaderChange,
-    DateTimeOffset? LowerWantedSince);
+    DateTimeOffset? LowerWantedSince,
+    IReadOnlyList<TuningMeasurements>? Recent = null);
+
+/// <summary>One kept measurement sample and when it was taken.</summary>
+internal sealed record TimedMeasurements(DateTimeOffset At, TuningMeasurements Measurements);
 
 /// <summary>What to do about timing.</summary>
 /// <param name="Timing">The timing to have in force after this decision.</param>
@@ -44,19 +68,24 @@ internal sealed record TuningInputs(
 /// <param name="SlowDisk">WAL fsync p99 above 10 ms: report Degraded with reason SlowDisk.</param>
 /// <param name="LowerWantedSince">To pass to the next decision.</param>
 /// <param name="PredictedFailover">Expected leaderless time after a leader failure with <see cref="Timing"/>.</param>
+/// <param name="RaisePending">The latest sample calls for more than is in force, not (yet) sustained or capped: look again soon.</param>
 internal sealed record TuningDecision(
     RaftTiming Timing,
     bool Changed,
     string Reason,
     bool SlowDisk,
     DateTimeOffset? LowerWantedSince,
-    string PredictedFailover);
+    string PredictedFailover,
+    bool RaisePending = false);
 
 /// <summary>
 /// Auto tuning's behaviour over time, around <see cref="TuningFormula"/>: raise at once (a timeout too
-/// short for the network causes needless elections now), lower only by more than the hysteresis band
-/// and only after a quiet period without leader changes (a timeout too long only slows failover). Manual
-/// mode applies the spec's values, which RaftClusterValidator has checked.
+/// short for the network causes needless elections now) once the level is sustained over a few samples,
+/// at most by <see cref="TuningPolicyOptions.MaxRaiseFactor"/> per step (a p99 is a tail figure: a burst
+/// of slow fsyncs under load multiplied it by 10 for seconds and took election timeouts to 7–44 s);
+/// lower only by more than the hysteresis band, only to what every recent sample allows, and only after
+/// a quiet period without leader changes (a timeout too long only slows failover). Manual mode applies
+/// the spec's values, which RaftClusterValidator has checked.
 /// </summary>
 internal static class TuningPolicy
 {
@@ -92,24 +121,46 @@ internal static class TuningPolicy
                 slowDisk, inputs.LowerWantedSince, TuningFormula.PredictedFailover(keep, rtt));
         }
 
-        var wanted = TuningFormula.Compute(measurements, inputs.Spec.Profile ?? options.DefaultProfile);
+        var profile = inputs.Spec.Profile ?? options.DefaultProfile;
+        var latest = TuningFormula.Compute(measurements, profile);
+        var window = (inputs.Recent ?? []).TakeLast(Math.Max(0, options.SustainedSamples - 1)).Append(measurements).ToList();
+        var sustained = window.Count >= options.SustainedSamples;
+        // What every sample of the window calls for at least (rises) and at most (lowering).
+        var calledFor = window.Select(w => TuningFormula.Compute(w, profile)).ToList();
+        var floor = new RaftTiming(calledFor.Min(t => t.HeartbeatInterval), calledFor.Min(t => t.ElectionTimeout));
+        var ceiling = new RaftTiming(calledFor.Max(t => t.HeartbeatInterval), calledFor.Max(t => t.ElectionTimeout));
         var inputsText = $"RTT p50 {Format(measurements.RttP50)}, p99 {Format(measurements.RttP99)}, fsync p99 {Format(measurements.FsyncP99)}";
         if (current is null)
         {
-            return Apply(wanted, $"Auto: first measurement ({inputsText})");
+            // Nothing in force yet (the ConfigMap is written with etcd's defaults before this happens, so rare):
+            // start from what this sample calls for, within one capped step of etcd's defaults.
+            return Apply(CapRise(RaftTiming.EtcdDefault, latest, options), $"Auto: first measurement ({inputsText})");
         }
 
-        // Any rise applies: a timeout below what the network needs causes needless elections now. The
-        // formula's steps (10 ms for H, multiples of H for E) keep rises from being arbitrarily small.
-        var heartbeatUp = wanted.HeartbeatInterval > current.HeartbeatInterval;
-        var electionUp = wanted.ElectionTimeout > current.ElectionTimeout;
-        if (heartbeatUp || electionUp)
+        // A rise applies at once when sustained: a timeout below what the network needs causes needless
+        // elections now. The formula's steps (10 ms for H, multiples of H for E) keep rises from being tiny.
+        var latestUp = latest.HeartbeatInterval > current.HeartbeatInterval || latest.ElectionTimeout > current.ElectionTimeout;
+        var target = sustained ? floor : current;
+        if (target.HeartbeatInterval > current.HeartbeatInterval || target.ElectionTimeout > current.ElectionTimeout)
         {
-            // Raise at once. A value that wants to go down meanwhile stays where it is: lowering waits.
-            var heartbeat = Max(current.HeartbeatInterval, wanted.HeartbeatInterval);
-            var raised = new RaftTiming(heartbeat, TuningFormula.ElectionMultipleOf(heartbeat, Max(current.ElectionTimeout, wanted.ElectionTimeout)));
-            return Apply(raised, $"Auto: raised at once ({inputsText})");
+            // A value that wants to go down meanwhile stays where it is: lowering waits.
+            var raised = CapRise(current, new RaftTiming(Max(current.HeartbeatInterval, target.HeartbeatInterval), Max(current.ElectionTimeout, target.ElectionTimeout)), options);
+            var capped = raised.ElectionTimeout < target.ElectionTimeout || raised.HeartbeatInterval < target.HeartbeatInterval;
+            var how = capped
+                ? $"raised by at most {options.MaxRaiseFactor:0.##}x per step toward heartbeat {Format(target.HeartbeatInterval)}, election {Format(target.ElectionTimeout)}"
+                : "raised at once";
+            return Apply(raised, $"Auto: {how}, sustained over {window.Count} sample(s) ({inputsText})") with { RaisePending = capped };
         }
+
+        if (latestUp)
+        {
+            var held = Keep($"Auto: the latest sample calls for heartbeat {Format(latest.HeartbeatInterval)}, election {Format(latest.ElectionTimeout)}; "
+                + $"raised only when {options.SustainedSamples} samples in a row call for more ({inputsText})", lowerWantedSince: null);
+            return held with { RaisePending = true };
+        }
+
+        // Lowering goes only as far as the highest sample of the window allows.
+        var wanted = new RaftTiming(ceiling.HeartbeatInterval, TuningFormula.ElectionMultipleOf(ceiling.HeartbeatInterval, ceiling.ElectionTimeout));
 
         var heartbeatDown = Significant(current.HeartbeatInterval, wanted.HeartbeatInterval, options) && wanted.HeartbeatInterval < current.HeartbeatInterval;
         var electionDown = Significant(current.ElectionTimeout, wanted.ElectionTimeout, options) && wanted.ElectionTimeout < current.ElectionTimeout;
@@ -153,6 +204,43 @@ internal static class TuningPolicy
         LastChange = (decision.Changed ? now : previousChange)?.UtcDateTime,
     };
 
+    /// <summary>
+    /// The samples to keep after one more (oldest first): a sample that comes sooner than
+    /// <see cref="TuningPolicyOptions.SampleInterval"/> after the last one kept replaces its figures (one sample
+    /// per interval), and only the last <see cref="TuningPolicyOptions.SustainedSamples"/> are kept.
+    /// </summary>
+    public static IReadOnlyList<TimedMeasurements> Remember(IReadOnlyList<TimedMeasurements> kept, TuningMeasurements? sample, DateTimeOffset now, TuningPolicyOptions options)
+    {
+        if (sample is null)
+        {
+            return kept;
+        }
+
+        var list = kept.ToList();
+        if (list.Count > 0 && now - list[^1].At < options.SampleInterval)
+        {
+            // Too soon after the last kept sample: it stands for this interval, with the newest figures.
+            list[^1] = list[^1] with { Measurements = sample };
+        }
+        else
+        {
+            list.Add(new TimedMeasurements(now, sample));
+        }
+
+        return list.TakeLast(Math.Max(1, options.SustainedSamples)).ToList();
+    }
+
+    /// <summary><paramref name="wanted"/>, but no more than <see cref="TuningPolicyOptions.MaxRaiseFactor"/> times <paramref name="from"/> (election a multiple of heartbeat, ≥ 5 heartbeats).</summary>
+    private static RaftTiming CapRise(RaftTiming from, RaftTiming wanted, TuningPolicyOptions options)
+    {
+        var factor = Math.Max(1.0, options.MaxRaiseFactor);
+        var heartbeat = Min(wanted.HeartbeatInterval, TimeSpan.FromTicks((long)(from.HeartbeatInterval.Ticks * factor)));
+        heartbeat = TimeSpan.FromTicks(heartbeat.Ticks / TuningFormula.HeartbeatGranularity.Ticks * TuningFormula.HeartbeatGranularity.Ticks);
+        heartbeat = Max(heartbeat, Min(wanted.HeartbeatInterval, TuningFormula.HeartbeatGranularity));
+        var election = Min(wanted.ElectionTimeout, TimeSpan.FromTicks((long)(from.ElectionTimeout.Ticks * factor)));
+        return new RaftTiming(heartbeat, TuningFormula.ElectionMultipleOf(heartbeat, Max(election, heartbeat * 5)));
+    }
+
     /// <summary>Whether moving from <paramref name="current"/> to <paramref name="wanted"/> is outside the hysteresis band.</summary>
     private static bool Significant(TimeSpan current, TimeSpan wanted, TuningPolicyOptions options) =>
         current <= TimeSpan.Zero
@@ -160,6 +248,8 @@ internal static class TuningPolicy
             : Math.Abs((wanted - current).Ticks) >= options.Hysteresis * current.Ticks;
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
     private static string Format(TimeSpan value) => GoDuration.Format(value);
 }

@@ -33,4 +33,19 @@ internal static class ConditionReasons
     public const string ForeignMember = "ForeignMember";
     public const string CreatingObjects = "CreatingObjects";
     public const string Retuning = "Retuning";
+
+    /// <summary>A member pod fits on no node (anti-affinity, node selector, resources); the message quotes the scheduler.</summary>
+    public const string Unschedulable = "Unschedulable";
+
+    /// <summary>A member pod's volume names a StorageClass that does not exist.</summary>
+    public const string StorageClassNotFound = "StorageClassNotFound";
+
+    /// <summary>A member pod's image cannot be pulled (wrong version or image reference, registry unreachable).</summary>
+    public const string ImagePullFailed = "ImagePullFailed";
+
+    /// <summary>A member pod's container keeps exiting and is restarted with back-off.</summary>
+    public const string CrashLoopBackOff = "CrashLoopBackOff";
+
+    /// <summary>A member pod's container could not be created or started (bad configuration, missing ConfigMap key).</summary>
+    public const string ContainerCannotRun = "ContainerCannotRun";
 }
