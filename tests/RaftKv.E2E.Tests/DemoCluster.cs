@@ -30,6 +30,12 @@ public sealed class DemoCluster : IAsyncLifetime, IDisposable
 
     public string Root => Path.Combine(Directory, "root");
 
+    /// <summary>The operator's --tuning-quiet-period here.</summary>
+    public static TimeSpan TuningQuietPeriod { get; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>The local control plane's pod annotation that delays traffic to and from a pod (both directions; a pair adds both pods' delays).</summary>
+    public const string DelayAnnotation = "localkube.raftkv.io/delay";
+
     public async Task InitializeAsync()
     {
         var watch = Stopwatch.StartNew();
@@ -54,7 +60,9 @@ public sealed class DemoCluster : IAsyncLifetime, IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "--kubeconfig", KubeconfigPath, "--metrics-address", "127.0.0.1:0", "--resync-period", "2s", "--lease-namespace", Namespace })
+        // Auto tuning lowers timeouts after TuningQuietPeriod without leader changes (10 minutes by default): seconds here.
+        foreach (var a in new[] { "--kubeconfig", KubeconfigPath, "--metrics-address", "127.0.0.1:0", "--resync-period", "2s", "--lease-namespace", Namespace,
+            "--tuning-quiet-period", GoDurationText(TuningQuietPeriod) })
         {
             start.ArgumentList.Add(a);
         }
@@ -101,10 +109,66 @@ public sealed class DemoCluster : IAsyncLifetime, IDisposable
         return await response.Content.ReadFromJsonAsync<JsonNode>();
     }
 
-    public Task<JsonNode?> ClusterAsync() => GetAsync($"/apis/raftkv.io/v1alpha1/namespaces/{Namespace}/raftclusters/{Name}");
+    public Task<JsonNode?> ClusterAsync(string name = Name) => GetAsync($"/apis/raftkv.io/v1alpha1/namespaces/{Namespace}/raftclusters/{name}");
 
-    public async Task<JsonArray> PodsAsync() =>
-        (await GetAsync($"/api/v1/namespaces/{Namespace}/pods?labelSelector=app.kubernetes.io/instance%3D{Name}"))?["items"]?.AsArray() ?? [];
+    public async Task<JsonArray> PodsAsync(string name = Name) =>
+        (await GetAsync($"/api/v1/namespaces/{Namespace}/pods?labelSelector=app.kubernetes.io/instance%3D{name}"))?["items"]?.AsArray() ?? [];
+
+    /// <summary>kubectl apply of a manifest given as text.</summary>
+    internal async Task<Result> ApplyAsync(string yaml)
+    {
+        var file = Path.Combine(Directory, $"manifest-{Guid.NewGuid():N}.yaml");
+        await File.WriteAllTextAsync(file, yaml);
+        return await KubectlAsync("apply", "-f", file);
+    }
+
+    /// <summary>The Raft leader's member ID and term as a member reports them (etcdctl endpoint status through demo-client).</summary>
+    public async Task<(ulong Leader, ulong Term)> RaftLeaderAsync()
+    {
+        var result = await EtcdctlAsync("endpoint", "status", "-w", "json");
+        if (!result.Ok)
+        {
+            throw new InvalidOperationException(result.ToString());
+        }
+
+        var status = JsonNode.Parse(result.Stdout)?[0]?["Status"] ?? throw new InvalidOperationException($"no Status in {result.Stdout}");
+        return (status["leader"]!.GetValue<ulong>(), status["raftTerm"]!.GetValue<ulong>());
+    }
+
+    /// <summary>A condition of a RaftCluster's status: (status, reason, message), or nulls when absent.</summary>
+    public static (string? Status, string? Reason, string? Message) Condition(JsonNode? status, string type)
+    {
+        var condition = status?["conditions"]?.AsArray().FirstOrDefault(c => c?["type"]?.GetValue<string>() == type);
+        return (condition?["status"]?.GetValue<string>(), condition?["reason"]?.GetValue<string>(), condition?["message"]?.GetValue<string>());
+    }
+
+    /// <summary>Parses the Kubernetes-style durations status uses ("100ms", "1.5s", "1m2s").</summary>
+    public static TimeSpan ParseDuration(string text)
+    {
+        var total = TimeSpan.Zero;
+        var rest = text;
+        while (rest.Length > 0)
+        {
+            var digits = rest.TakeWhile(c => char.IsDigit(c) || c == '.').Count();
+            var number = double.Parse(rest[..digits], CultureInfo.InvariantCulture);
+            var unit = new string(rest[digits..].TakeWhile(c => !char.IsDigit(c)).ToArray());
+            total += unit switch
+            {
+                "h" => TimeSpan.FromHours(number),
+                "m" => TimeSpan.FromMinutes(number),
+                "s" => TimeSpan.FromSeconds(number),
+                "ms" => TimeSpan.FromMilliseconds(number),
+                "us" or "µs" => TimeSpan.FromMicroseconds(number),
+                "ns" => TimeSpan.FromTicks((long)(number / 100)),
+                _ => throw new FormatException($"'{text}' is not a duration"),
+            };
+            rest = rest[(digits + unit.Length)..];
+        }
+
+        return total;
+    }
+
+    private static string GoDurationText(TimeSpan value) => $"{(long)value.TotalMilliseconds}ms";
 
     /// <summary>The member list as etcdctl prints it: (name, is learner) per member.</summary>
     public async Task<IReadOnlyList<(string Name, bool Learner, string Line)>> MemberListAsync()

@@ -5,7 +5,7 @@ namespace RaftKv.E2E.Tests;
 
 /// <summary>The sample RaftCluster on the local control plane with real raftkv pods, driven as a user would:
 /// kubectl for the resource, etcdctl through the client Service.</summary>
-public sealed class RaftClusterE2ETests(DemoCluster demo, ITestOutputHelper output) : IClassFixture<DemoCluster>
+public sealed partial class RaftClusterE2ETests(DemoCluster demo, ITestOutputHelper output) : IClassFixture<DemoCluster>
 {
     [Fact]
     public async Task The_sample_serves_etcdctl_through_the_client_service_and_even_replicas_are_refused()

@@ -88,6 +88,21 @@ public sealed class TuningDampingTests
     }
 
     [Fact]
+    public void Capped_steps_come_one_per_sample_interval_however_often_reconciles_run()
+    {
+        var raisedAt = T0;
+        var inputs = new TuningInputs(Auto, new RaftTiming(Ms(200), TimeSpan.FromSeconds(2)), FsyncBurst, raisedAt + Ms(300), null, null, [FsyncBurst, FsyncBurst], raisedAt);
+
+        var tooSoon = TuningPolicy.Decide(inputs, Defaults);
+        Assert.False(tooSoon.Changed, tooSoon.Reason);
+        Assert.True(tooSoon.RaisePending);
+        Assert.Contains("one step per 2s", tooSoon.Reason, StringComparison.Ordinal);
+
+        var due = TuningPolicy.Decide(inputs with { Now = raisedAt + Defaults.SampleInterval }, Defaults);
+        Assert.Equal(new RaftTiming(Ms(400), TimeSpan.FromSeconds(4)), due.Timing);
+    }
+
+    [Fact]
     public void Whatever_is_measured_the_hard_caps_hold_and_election_stays_a_multiple_of_heartbeat_at_least_5x()
     {
         var timing = EtcdDefault;

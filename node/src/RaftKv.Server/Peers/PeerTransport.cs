@@ -197,6 +197,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
             _owner = owner;
             Id = id;
             _urls = urls;
+            Rtt = new LatencyWindow(TimeSpan.FromMinutes(1), owner._time);
             _label = NodeMetrics.IdLabel(id);
             _stop = CancellationTokenSource.CreateLinkedTokenSource(owner._stopping.Token);
             _queue = Channel.CreateBounded<(Message, long)>(new BoundedChannelOptions(owner._options.QueueCapacity)
@@ -210,7 +211,8 @@ internal sealed partial class PeerTransport : IAsyncDisposable
 
         public bool Connected => _connected;
 
-        public LatencyWindow Rtt { get; } = new();
+        /// <summary>Round trips of the last minute (at most 1024): tuning follows a network that got faster within a minute.</summary>
+        public LatencyWindow Rtt { get; }
 
         public void Start()
         {

@@ -144,7 +144,7 @@ internal sealed partial class RaftClusterReconciler(
         var recent = raft.Measurements is null ? memory.Samples : memory.Samples.SkipLast(1);
         var decision = TuningPolicy.Decide(
             new TuningInputs(cluster.Spec.Tuning, timingInForce, raft.Measurements, now, memory.LastLeaderChange, memory.LowerWantedSince,
-                [.. recent.Select(r => r.Measurements)]), _tuningOptions);
+                [.. recent.Select(r => r.Measurements)], cluster.Status?.Tuning?.LastChange is { } lastChange ? new DateTimeOffset(DateTime.SpecifyKind(lastChange, DateTimeKind.Utc)) : null), _tuningOptions);
         memory.LowerWantedSince = decision.LowerWantedSince;
 
         var bootstrapped = Value(membersMap?.Data, ClusterObjectBuilder.InitialClusterStateKey) == "existing" || raft.LeaderId is not null;

@@ -49,6 +49,7 @@ internal sealed record TuningPolicyOptions
 /// <param name="LastLeaderChange">When the cluster last saw a leader change, if ever.</param>
 /// <param name="LowerWantedSince">Carried over from the previous decision: since when lower values have been called for.</param>
 /// <param name="Recent">Earlier samples, oldest first, not including <paramref name="Measurements"/> (see <see cref="TuningPolicy.Remember"/>).</param>
+/// <param name="LastChange">When the timing in force was last changed, if known (status.tuning.lastChange): capped rises step once per sample interval.</param>
 internal sealed record TuningInputs(
     RaftClusterTuning Spec,
     RaftTiming? Current,
@@ -56,7 +57,8 @@ internal sealed record TuningInputs(
     DateTimeOffset Now,
     DateTimeOffset? LastLeaderChange,
     DateTimeOffset? LowerWantedSince,
-    IReadOnlyList<TuningMeasurements>? Recent = null);
+    IReadOnlyList<TuningMeasurements>? Recent = null,
+    DateTimeOffset? LastChange = null);
 
 /// <summary>One kept measurement sample and when it was taken.</summary>
 internal sealed record TimedMeasurements(DateTimeOffset At, TuningMeasurements Measurements);
@@ -141,6 +143,16 @@ internal static class TuningPolicy
         // elections now. The formula's steps (10 ms for H, multiples of H for E) keep rises from being tiny.
         var latestUp = latest.HeartbeatInterval > current.HeartbeatInterval || latest.ElectionTimeout > current.ElectionTimeout;
         var target = sustained ? floor : current;
+        var stepDue = inputs.LastChange is not { } lastChange || inputs.Now - lastChange >= options.SampleInterval;
+        if ((target.HeartbeatInterval > current.HeartbeatInterval || target.ElectionTimeout > current.ElectionTimeout) && !stepDue)
+        {
+            // Reconciles can follow each other within milliseconds (every status write is a watch event): one
+            // capped step per sample interval, or the cap would not slow anything down.
+            var next = Keep($"Auto: raising toward heartbeat {Format(target.HeartbeatInterval)}, election {Format(target.ElectionTimeout)}, "
+                + $"one step per {Format(options.SampleInterval)} ({inputsText})", lowerWantedSince: null);
+            return next with { RaisePending = true };
+        }
+
         if (target.HeartbeatInterval > current.HeartbeatInterval || target.ElectionTimeout > current.ElectionTimeout)
         {
             // A value that wants to go down meanwhile stays where it is: lowering waits.
