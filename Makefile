@@ -67,6 +67,7 @@ bench: deps ## Run the benchmarks; results are written to bench/results/
 .PHONY: chaos
 chaos: ## Fault suite against real bin/raftkv processes (bounded set; FULL=1 the long set; ARGS='--scenario X --seed N' replays)
 	$(PUBLISH) node/src/RaftKv.Server/RaftKv.Server.csproj -o bin
+	$(PUBLISH) operator/src/RaftKv.Operator/RaftKv.Operator.csproj -o bin
 	$(DOTNET) run --project tests/RaftKv.Chaos -c $(CONFIG) -- $(if $(FULL),--full,) $(ARGS)
 
 CHART := charts/raftkv-operator

@@ -21,14 +21,21 @@ internal static class Corruption
         WalFlippedBytes,
         SnapshotFlippedBytes,
         SnapshotTruncated,
+
+        /// <summary>Bytes flipped in the member's LMDB store file (member/snap/db), beyond its two meta pages.</summary>
+        StoreFlippedBytes,
+
+        /// <summary>The member's LMDB store file cut short at a random length.</summary>
+        StoreTruncated,
     }
 
     public static async Task RunAsync(ScenarioContext c, Kind kind)
     {
         var victim = c.Pick([.. c.Cluster.Current]);
         var isSnapshot = kind is Kind.SnapshotFlippedBytes or Kind.SnapshotTruncated;
-        var dir = Path.Combine(victim.DataDir, "member", isSnapshot ? "snap" : "wal");
-        var pattern = isSnapshot ? "*.snap" : "*.wal";
+        var isStore = kind is Kind.StoreFlippedBytes or Kind.StoreTruncated;
+        var dir = Path.Combine(victim.DataDir, "member", isSnapshot || isStore ? "snap" : "wal");
+        var pattern = isStore ? "db" : isSnapshot ? "*.snap" : "*.wal";
 
         // Let the load write long enough that there is a WAL with records and (for the snapshot cases) a snapshot.
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
@@ -53,6 +60,8 @@ internal static class Corruption
             Kind.WalFlippedBytes => Flip(files[c.Random.Next(files.Count)], c.Random),
             Kind.SnapshotFlippedBytes => Flip(files[^1], c.Random),
             Kind.SnapshotTruncated => Truncate(files[^1], c.Random, tailOnly: false),
+            Kind.StoreFlippedBytes => Flip(files[0], c.Random, from: 2 * 4096),
+            Kind.StoreTruncated => Truncate(files[0], c.Random, tailOnly: false),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
         };
         c.Log.Add($"corrupted {victim.Name}: {what}");
@@ -149,14 +158,14 @@ internal static class Corruption
         return $"{Path.GetFileName(path)} ({written} written bytes): {torn.Length} bytes of a torn record written at {end}";
     }
 
-    private static string Flip(string path, Random random)
+    private static string Flip(string path, Random random, long from = 0)
     {
         var written = WrittenLength(path);
         var bytes = File.ReadAllBytes(path);
         var offsets = new List<long>();
-        for (var i = 0; i < 3 && written > 0; i++)
+        for (var i = 0; i < 3 && written > from; i++)
         {
-            var at = random.NextInt64(0, written);
+            var at = random.NextInt64(from, written);
             bytes[at] ^= (byte)random.Next(1, 256);
             offsets.Add(at);
         }

@@ -41,6 +41,11 @@ internal static class Runner
 {
     public static async Task<ScenarioResult> RunAsync(Scenario scenario, int seed, ChaosOptions options, CancellationToken cancellationToken)
     {
+        if (scenario.Custom is { } custom)
+        {
+            return await custom(seed, options, cancellationToken);
+        }
+
         var clock = Stopwatch.StartNew();
         var root = Directory.CreateTempSubdirectory($"raftkv-chaos-{scenario.Name}-").FullName;
         var log = new EventLog();

@@ -14,7 +14,9 @@ namespace RaftKv.Chaos;
 /// <param name="Bounded">Part of the bounded (CI) set; the full set runs every scenario, longer.</param>
 /// <param name="Faults">The fault schedule; runs until <see cref="ScenarioContext.Running"/> turns false.</param>
 /// <param name="OnlyWorkloadWrites">Every revision comes from the workload (false when the scenario writes other keys), so the watch must see each one.</param>
-internal sealed record Scenario(string Name, int Size, bool Bounded, Func<ScenarioContext, Task> Faults, bool OnlyWorkloadWrites = true)
+/// <param name="Custom">A scenario with its own set-up and checks (the operator scenarios on the local control plane): seed, options → result.</param>
+internal sealed record Scenario(string Name, int Size, bool Bounded, Func<ScenarioContext, Task> Faults, bool OnlyWorkloadWrites = true,
+    Func<int, ChaosOptions, CancellationToken, Task<ScenarioResult>>? Custom = null)
 {
     public override string ToString() => Name;
 }
@@ -110,6 +112,9 @@ internal static class Scenarios
         new("corrupt-wal-middle-3", 3, true, c => Corruption.RunAsync(c, Corruption.Kind.WalFlippedBytes)),
         new("corrupt-snapshot-3", 3, false, c => Corruption.RunAsync(c, Corruption.Kind.SnapshotFlippedBytes)),
         new("truncated-snapshot-3", 3, false, c => Corruption.RunAsync(c, Corruption.Kind.SnapshotTruncated)),
+        new("corrupt-store-3", 3, false, c => Corruption.RunAsync(c, Corruption.Kind.StoreFlippedBytes)),
+        new("truncated-store-3", 3, false, c => Corruption.RunAsync(c, Corruption.Kind.StoreTruncated)),
+        .. Operator.OperatorScenarios.All,
     ];
 
     private static async Task KillRandomAsync(ScenarioContext c)

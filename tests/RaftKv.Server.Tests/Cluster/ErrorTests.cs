@@ -37,6 +37,40 @@ public sealed class ErrorTests
     }
 
     [Fact]
+    public async Task A_body_that_is_not_the_methods_protobuf_is_INTERNAL_with_etcds_unmarshalling_text()
+    {
+        await using var cluster = await TestCluster.StartAsync(size: 1);
+        await cluster.WaitForLeaderAsync();
+        using var channel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(0)}");
+        var invoker = channel.CreateCallInvoker();
+        var raw = Marshallers.Create<byte[]>(b => b, b => b);
+
+        // The same bytes against etcd 3.4.23 gave these statuses (grpc-go's codec error, gogo protobuf's texts).
+        var cases = new (string Service, string Method, byte[] Body, string Detail)[]
+        {
+            ("etcdserverpb.KV", "Put", [0x00, 0x01, 0x02], "grpc: error unmarshalling request: proto: PutRequest: illegal tag 0 (wire type 0)"),
+            ("etcdserverpb.KV", "Range", [0x0A, 0x7F, 0x61], "grpc: error unmarshalling request: unexpected EOF"),
+            ("etcdserverpb.Cluster", "MemberRemove", [0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], "grpc: error unmarshalling request: proto: integer overflow"),
+        };
+        foreach (var (service, method, body, detail) in cases)
+        {
+            var m = new Method<byte[], byte[]>(MethodType.Unary, service, method, raw, raw);
+            var e = await Assert.ThrowsAsync<RpcException>(() => invoker.AsyncUnaryCall(m, null, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(10)), body).ResponseAsync);
+            Assert.Equal((StatusCode.Internal, detail), (e.StatusCode, e.Status.Detail));
+        }
+
+        // A bad message on the Watch stream ends that stream the same way.
+        var watch = new Method<byte[], byte[]>(MethodType.DuplexStreaming, "etcdserverpb.Watch", "Watch", raw, raw);
+        using var call = invoker.AsyncDuplexStreamingCall(watch, null, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(10)));
+        await call.RequestStream.WriteAsync([0x0A, 0x7F, 0x61]);
+        var streamError = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(StatusCode.Internal, streamError.StatusCode);
+
+        // The member still serves well-formed requests.
+        await new KV.KVClient(channel).PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8("after-garbage"), Value = ByteString.CopyFromUtf8("ok") });
+    }
+
+    [Fact]
     public async Task A_watch_from_a_compacted_revision_is_canceled_with_the_compact_revision()
     {
         await using var cluster = await TestCluster.StartAsync();

@@ -44,6 +44,10 @@ internal sealed record MemberHostOptions
 /// </summary>
 internal sealed partial class MemberHost : IAsyncDisposable
 {
+    private const string RebuildAdvice = "The member's store cannot be trusted: remove the member from the cluster (etcdctl member remove ID), " +
+        "move its data dir away, and add it back with an empty data dir (etcdctl member add, --initial-cluster-state=existing); it gets the data " +
+        "from the leader. The raftkv operator does this for a member whose volume was lost.";
+
     private readonly WebApplication _app;
     private readonly CancellationTokenSource _stopping;
     private readonly ILogger _logger;
@@ -142,6 +146,13 @@ internal sealed partial class MemberHost : IAsyncDisposable
         }
 
         var snapshot = log.Log.Snapshot();
+        if (StoreFileCheck.Problem(Path.Combine(config.SnapDir, "db")) is { } damage)
+        {
+            // Checked before LMDB maps the file: a file cut short would kill the process with SIGBUS on the first read past its end.
+            log.Dispose();
+            throw new MemberStartException($"{damage}. {RebuildAdvice}");
+        }
+
         try
         {
             SnapshotCoordinator.RecoverStore(config.SnapDir, Path.Combine(config.SnapDir, "db"), snapshot.Metadata.Index, logger);
@@ -165,10 +176,11 @@ internal sealed partial class MemberHost : IAsyncDisposable
                 loggers.CreateLogger("raftkv.mvcc"));
             kv = new KvStateMachine(store, metrics, options.Time, loggers.CreateLogger("raftkv.mvcc"));
         }
-        catch (Exception e) when (e is IOException or LightningDB.LightningException)
+        catch (Exception e) when (e is IOException or LightningDB.LightningException or FormatException or ArgumentOutOfRangeException or IndexOutOfRangeException)
         {
+            // FormatException and the range exceptions: a stored record that does not decode (damaged file).
             log.Dispose();
-            throw new MemberStartException($"cannot open the store in '{config.SnapDir}': {e.Message}", e);
+            throw new MemberStartException($"cannot open the store in '{config.SnapDir}': {e.Message}. {RebuildAdvice}", e);
         }
 
         var faults = new PeerFaults(new Random());
@@ -294,6 +306,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
             // caught up). The peer port serves only cluster members.
             o.MaxReceiveMessageSize = null;
         });
+        builder.Services.AddEtcdUnmarshalErrors(); // a body that does not parse: INTERNAL, as etcd answers, not UNKNOWN
         var headers = new Headers(member, () => kv.Store.CurrentRevision);
         builder.Services.AddSingleton(new KvService(member, kv, headers, config.MaxRequestBytes));
         var watchHub = new WatchHub();
