@@ -171,13 +171,13 @@ public sealed class RandomSpecPropertyTests
                 broken.Add("spec.tuning.electionTimeout");
                 break;
             case 6:
-            {
-                // Manual with election < 5 x heartbeat.
-                var heartbeat = random.Next(2, 5000);
-                spec.Tuning = new RaftClusterTuning { Mode = TuningMode.Manual, HeartbeatInterval = $"{heartbeat}ms", ElectionTimeout = $"{random.Next(1, heartbeat * 5)}ms" };
-                broken.Add("spec.tuning.electionTimeout");
-                break;
-            }
+                {
+                    // Manual with election < 5 x heartbeat.
+                    var heartbeat = random.Next(2, 5000);
+                    spec.Tuning = new RaftClusterTuning { Mode = TuningMode.Manual, HeartbeatInterval = $"{heartbeat}ms", ElectionTimeout = $"{random.Next(1, heartbeat * 5)}ms" };
+                    broken.Add("spec.tuning.electionTimeout");
+                    break;
+                }
 
             case 7:
                 // Manual with election > 50 s.
