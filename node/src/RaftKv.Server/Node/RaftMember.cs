@@ -55,14 +55,7 @@ internal sealed record MemberSettings
 /// <summary>
 /// One cluster member's Raft loop: owns the <see cref="RaftNode"/> (only the loop touches it), ticks it, feeds it peer
 /// messages and proposals, and handles each Ready in order: send the leader's messages, persist with one sync, send the
-/// messages that promise what was persisted, hand committed entries to the apply queue, note read states, advance.
-/// <para>
-/// Committed entries are applied on an apply task of their own, in log order and one batch at a time (etcd's apply
-/// goroutine), so the loop persists the next Ready while the previous one is applied. Entries the Raft core or the member
-/// list must see applied in order (conf changes, member attribute/URL updates) and snapshots are handled on the loop after
-/// the queue has drained (etcd's raftNode likewise waits for the apply of a Ready holding a conf change). A linearizable
-/// read is answered once the applied index reaches its read index, by whichever side moves last.
-/// </para>
+/// messages that promise what was persisted, apply committed entries, serve read states, advance.
 /// Client code talks to it through <see cref="ProposeAsync"/>, <see cref="ReadBarrierAsync"/> and the membership calls.
 /// </summary>
 internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAsyncDisposable
@@ -84,11 +77,6 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
     private IRequestApplier? _applier;
     private SnapshotCoordinator? _snapshots;
     private Task _loop = Task.CompletedTask;
-
-    // The apply queue: filled by the loop only, emptied in order by the apply task (one batch at a time).
-    private readonly Channel<object> _applyQueue = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-    private Task _applyTask = Task.CompletedTask;
-    private int _applyQueued;
     private long _nextRequestId;
 
     // Read-index batching (loop only): requests wait for the next round; one round is in flight at a time.
@@ -96,8 +84,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
     private ulong _readRoundContext;
     private List<TaskCompletionSource>? _readRound;
     private long _readRoundStartedTick;
-    private readonly List<(ulong Index, List<TaskCompletionSource> Waiters)> _readsWaitingForApply = []; // under _readsLock
-    private readonly Lock _readsLock = new();
+    private readonly List<(ulong Index, List<TaskCompletionSource> Waiters)> _readsWaitingForApply = [];
     private long _ticks;
 
     // Published by the loop, read anywhere.
@@ -201,7 +188,6 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
 
     public void Start()
     {
-        _applyTask = Task.Run(ApplyQueueAsync);
         _loop = Task.Run(RunAsync);
         var tick = TimeSpan.FromMilliseconds(_heartbeatMs);
         _ticker.Change(tick, tick);
@@ -402,7 +388,6 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
         finally
         {
             _inputs.Writer.TryComplete();
-            _applyQueue.Writer.TryComplete();
             FailAll(EtcdErrors.Stopped);
             _stopped.TrySetResult();
         }
@@ -501,7 +486,6 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
         SendMessages(rd.Messages);
         if (rd.Snapshot is { } snapshot)
         {
-            await DrainApplyQueueAsync(ct).ConfigureAwait(false); // the store is replaced below: nothing may be applied to the old one meanwhile
             await _log.ApplySnapshotAsync(snapshot, ct).ConfigureAwait(false);
         }
 
@@ -518,18 +502,14 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
 
         if (rd.CommittedEntries.Count > 0)
         {
-            await ApplyCommittedAsync(rd.CommittedEntries, ct).ConfigureAwait(false);
+            Apply(rd.CommittedEntries);
         }
 
         foreach (var rs in rd.ReadStates)
         {
             if (rs.Context.Length == 8 && BinaryPrimitives.ReadUInt64BigEndian(rs.Context.Span) == _readRoundContext && _readRound is { } round)
             {
-                lock (_readsLock)
-                {
-                    _readsWaitingForApply.Add((rs.Index, round));
-                }
-
+                _readsWaitingForApply.Add((rs.Index, round));
                 _readRound = null;
             }
         }
@@ -593,125 +573,16 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
         }
     }
 
-    /// <summary>
-    /// Loop: decodes a Ready's committed entries and queues them for the apply task; a batch holding a conf change or a
-    /// member update is applied here instead, once everything queued before it is applied.
-    /// </summary>
-    private async Task ApplyCommittedAsync(IReadOnlyList<Entry> entries, CancellationToken ct)
+    private void Apply(IReadOnlyList<Entry> entries)
     {
-        var requests = new InternalRequest?[entries.Count];
-        var onLoop = false;
-        for (var i = 0; i < entries.Count; i++)
-        {
-            var entry = entries[i];
-            if (entry.Type == EntryType.ConfChange)
-            {
-                onLoop = true;
-            }
-            else if (entry.Type == EntryType.Normal && entry.Data.Length > 0)
-            {
-                requests[i] = Decode(entry);
-                onLoop |= requests[i]!.RequestCase is InternalRequest.RequestOneofCase.MemberAttributes or InternalRequest.RequestOneofCase.MemberUpdate;
-            }
-        }
-
-        var work = new ApplyWork(entries, requests);
-        if (!onLoop)
-        {
-            Interlocked.Increment(ref _applyQueued);
-            if (!_applyQueue.Writer.TryWrite(work))
-            {
-                throw new OperationCanceledException("the apply queue is closed", ct);
-            }
-
-            return;
-        }
-
-        await DrainApplyQueueAsync(ct).ConfigureAwait(false);
-        Apply(work);
-    }
-
-    /// <summary>Loop: waits until the apply task has applied everything queued so far.</summary>
-    private async Task DrainApplyQueueAsync(CancellationToken ct)
-    {
-        if (Volatile.Read(ref _applyQueued) == 0)
-        {
-            return;
-        }
-
-        var drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Interlocked.Increment(ref _applyQueued);
-        if (!_applyQueue.Writer.TryWrite(drained))
-        {
-            throw new OperationCanceledException("the apply queue is closed", ct);
-        }
-
-        await drained.Task.WaitAsync(ct).ConfigureAwait(false);
-    }
-
-    /// <summary>The apply task: applies queued batches in order until the member stops; a failure stops the member.</summary>
-    private async Task ApplyQueueAsync()
-    {
-        var ct = _stopping.Token;
-        var reader = _applyQueue.Reader;
-        try
-        {
-            while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
-            {
-                while (!ct.IsCancellationRequested && reader.TryRead(out var item))
-                {
-                    if (item is ApplyWork work)
-                    {
-                        Apply(work);
-                    }
-                    else
-                    {
-                        ((TaskCompletionSource)item).TrySetResult();
-                    }
-
-                    Interlocked.Decrement(ref _applyQueued);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-        }
-        catch (Exception e)
-        {
-            LogApplyFailed(_logger, e);
-            _stopped.TrySetException(e);
-            await _stopping.CancelAsync().ConfigureAwait(false);
-        }
-    }
-
-    private static InternalRequest Decode(Entry entry)
-    {
-        try
-        {
-            return InternalRequest.Parser.ParseFrom(entry.Data.Span);
-        }
-        catch (InvalidProtocolBufferException e)
-        {
-            throw new InvalidDataException($"committed entry {entry.Index} is not a raftkv request: {e.Message}", e);
-        }
-    }
-
-    /// <summary>
-    /// Applies one Ready's committed entries: on the apply task, or on the loop (with the queue drained) when they hold conf
-    /// changes or member updates. Never on both at once.
-    /// </summary>
-    private void Apply(ApplyWork work)
-    {
-        var (entries, requests) = work;
         var started = _time.GetTimestamp();
         var batch = new List<CommittedRequest>(entries.Count);
-        for (var i = 0; i < entries.Count; i++)
+        foreach (var entry in entries)
         {
-            var entry = entries[i];
             switch (entry.Type)
             {
-                case EntryType.Normal when requests[i] is { } request:
-                    batch.Add(new CommittedRequest(entry.Index, entry.Term, ApplyMembershipOrPass(request)));
+                case EntryType.Normal when entry.Data.Length > 0:
+                    batch.Add(new CommittedRequest(entry.Index, entry.Term, ApplyMembershipOrPass(entry)));
                     break;
                 case EntryType.ConfChange:
                     ApplyConfChange(entry);
@@ -734,7 +605,6 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
 
         Volatile.Write(ref _applied, entries[^1].Index);
         _metrics.ProposalsApplied.Set(entries[^1].Index);
-        ServeReads();
         if (_time.GetElapsedTime(started) > TimeSpan.FromMilliseconds(100))
         {
             _metrics.SlowApply.Inc();
@@ -742,8 +612,18 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
     }
 
     /// <summary>Applies a membership request here (completing its waiter) and returns null; returns a client request for the state machine.</summary>
-    private InternalRequest? ApplyMembershipOrPass(InternalRequest request)
+    private InternalRequest? ApplyMembershipOrPass(Entry entry)
     {
+        InternalRequest request;
+        try
+        {
+            request = InternalRequest.Parser.ParseFrom(entry.Data.Span);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new InvalidDataException($"committed entry {entry.Index} is not a raftkv request: {e.Message}", e);
+        }
+
         switch (request.RequestCase)
         {
             case InternalRequest.RequestOneofCase.MemberAttributes:
@@ -902,26 +782,20 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
         }
     }
 
-    /// <summary>Answers the read rounds whose read index is applied (loop and apply task; whichever moves last answers).</summary>
     private void ServeReads()
     {
-        List<TaskCompletionSource>? ready = null;
-        lock (_readsLock)
+        var applied = Volatile.Read(ref _applied);
+        for (var i = _readsWaitingForApply.Count - 1; i >= 0; i--)
         {
-            var applied = Volatile.Read(ref _applied);
-            for (var i = _readsWaitingForApply.Count - 1; i >= 0; i--)
+            if (_readsWaitingForApply[i].Index <= applied)
             {
-                if (_readsWaitingForApply[i].Index <= applied)
+                foreach (var w in _readsWaitingForApply[i].Waiters)
                 {
-                    (ready ??= []).AddRange(_readsWaitingForApply[i].Waiters);
-                    _readsWaitingForApply.RemoveAt(i);
+                    w.TrySetResult();
                 }
-            }
-        }
 
-        foreach (var w in ready ?? [])
-        {
-            w.TrySetResult();
+                _readsWaitingForApply.RemoveAt(i);
+            }
         }
     }
 
@@ -946,14 +820,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
             w.TrySetResult(error);
         }
 
-        List<TaskCompletionSource> waitingForApply;
-        lock (_readsLock)
-        {
-            waitingForApply = [.. _readsWaitingForApply.SelectMany(r => r.Waiters)];
-            _readsWaitingForApply.Clear();
-        }
-
-        foreach (var w in _readsWaitingForRound.Concat(_readRound ?? []).Concat(waitingForApply))
+        foreach (var w in _readsWaitingForRound.Concat(_readRound ?? []).Concat(_readsWaitingForApply.SelectMany(r => r.Waiters)))
         {
             w.TrySetException(error);
         }
@@ -972,10 +839,6 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
             Debug.WriteLine(e);
         }
 
-        // The store is closed after this: the apply task must be done (what it had not applied yet is replayed from the WAL).
-        _applyQueue.Writer.TryComplete();
-        await _applyTask.ConfigureAwait(false);
-
         await _transport.DisposeAsync().ConfigureAwait(false);
         _log.Dispose();
         _stopping.Dispose();
@@ -992,12 +855,6 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "the Raft loop failed; the member stops")]
     private static partial void LogLoopFailed(ILogger logger, Exception error);
-
-    [LoggerMessage(Level = LogLevel.Critical, Message = "applying committed entries failed; the member stops")]
-    private static partial void LogApplyFailed(ILogger logger, Exception error);
-
-    /// <summary>One Ready's committed entries with their decoded requests (null for entries without one).</summary>
-    private sealed record ApplyWork(IReadOnlyList<Entry> Entries, InternalRequest?[] Requests);
 
     private sealed record TickInput
     {
