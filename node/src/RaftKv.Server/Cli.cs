@@ -80,7 +80,7 @@ internal static class Cli
         catch (MemberStartException e)
         {
             stderr.WriteLine($"{ProgramName}: {e.Message}");
-            return RuntimeError;
+            return e.ExitCode;
         }
 
         try

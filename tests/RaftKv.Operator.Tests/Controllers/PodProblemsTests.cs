@@ -32,6 +32,27 @@ public sealed class PodProblemsTests
     }
 
     [Theory]
+    [InlineData(3, true, "last")]
+    [InlineData(3, true, "now")]
+    [InlineData(1, false, "last")]
+    [InlineData(0, false, "now")]
+    public void Raftkv_refusing_to_rejoin_without_its_data_marks_the_pod_as_lost(int exitCode, bool lost, string when)
+    {
+        var terminated = new V1ContainerState { Terminated = new V1ContainerStateTerminated { ExitCode = exitCode } };
+        var pod = Pod();
+        pod.Status.ContainerStatuses =
+        [
+            new V1ContainerStatus
+            {
+                Name = "raftkv", Image = "ghcr.io/raftkv/raftkv:9.9", RestartCount = 2,
+                State = when == "now" ? terminated : new V1ContainerState { Waiting = new V1ContainerStateWaiting { Reason = "CrashLoopBackOff" } },
+                LastState = when == "last" ? terminated : null,
+            },
+        ];
+        Assert.Equal(lost, PodProblems.LostItsData(pod));
+    }
+
+    [Theory]
     [InlineData("ErrImagePull", ConditionReasons.ImagePullFailed)]
     [InlineData("ImagePullBackOff", ConditionReasons.ImagePullFailed)]
     [InlineData("InvalidImageName", ConditionReasons.ImagePullFailed)]

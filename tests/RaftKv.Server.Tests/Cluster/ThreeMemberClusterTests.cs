@@ -3,6 +3,8 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using RaftKv.Protocol.Admin;
 using RaftKv.Server.Cluster;
+using RaftKv.Server.Configuration;
+using RaftKv.Server.Node;
 using RaftKv.Server.Peers;
 
 namespace RaftKv.Server.Tests.Cluster;
@@ -337,6 +339,32 @@ public sealed class JoinTests
             followerCluster.MemberRemoveAsync(new RaftKv.Protocol.Etcd.MemberRemoveRequest { ID = 0x1234 }).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
         Assert.Equal("etcdserver: member not found", unknown.Status.Detail);
+    }
+
+    [Fact]
+    public async Task A_member_whose_data_dir_was_lost_is_refused_until_removed_and_added_again()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        await cluster.WaitForLeaderAsync();
+        var lostId = cluster.Host(2).Member.MemberId;
+        await cluster.StopMemberAsync(2);
+        Directory.Delete(cluster.DataDir(2), recursive: true);
+
+        // Its old identity is listed as started (name and client URLs published): it must not come back under it.
+        var config = MemberConfigParser.Parse([.. cluster.Args(2, 100, 1000), "--initial-cluster-state", "existing"], new Dictionary<string, string>());
+        var refused = await Assert.ThrowsAsync<MemberStartException>(() => MemberHost.StartAsync(config, new MemberHostOptions(), CancellationToken.None));
+        Assert.Equal(RaftKvExitCodes.DataDirLost, refused.ExitCode);
+        Assert.Contains($"member m3 ({lostId:x}) has already been bootstrapped", refused.Message, StringComparison.Ordinal);
+        Assert.Contains($"etcdctl member remove {lostId:x}", refused.Message, StringComparison.Ordinal);
+
+        // Doing what it says lets it join as a new member with an empty log.
+        await Etcdctl.OkAsync(cluster.Endpoints, "member", "remove", $"{lostId:x}");
+        await Etcdctl.OkAsync(cluster.Endpoints, "member", "add", "m3", $"--peer-urls=http://127.0.0.1:{cluster.PeerPorts[2]}");
+        await using var rejoined = await MemberHost.StartAsync(config, new MemberHostOptions(), CancellationToken.None);
+        Assert.NotEqual(lostId, rejoined.Member.MemberId);
+        await Etcdctl.OkAsync(cluster.Endpoints, "put", "after-rejoin", "yes");
+        await Eventually.TrueAsync(() => rejoined.Member.AppliedIndex >= cluster.Host(0).Member.AppliedIndex && rejoined.Member.Leader != 0,
+            () => $"rejoined: leader {rejoined.Member.Leader:x} applied {rejoined.Member.AppliedIndex}; {cluster.Describe()}");
     }
 
     [Fact]

@@ -22,7 +22,11 @@ using Wire = RaftKv.Protocol.Peer;
 namespace RaftKv.Server.Node;
 
 /// <summary>Failure to start a member, with a message for the operator.</summary>
-internal sealed class MemberStartException(string message, Exception? inner = null) : Exception(message, inner);
+internal sealed class MemberStartException(string message, Exception? inner = null, int exitCode = Cli.RuntimeError) : Exception(message, inner)
+{
+    /// <summary>The process exit code for this failure (<see cref="RaftKvExitCodes"/> for the ones other programs act on).</summary>
+    public int ExitCode { get; } = exitCode;
+}
 
 /// <summary>Start-up choices that are not etcd flags.</summary>
 internal sealed record MemberHostOptions
@@ -118,6 +122,17 @@ internal sealed partial class MemberHost : IAsyncDisposable
                 ?? throw new MemberStartException(
                     $"member \"{config.Name}\" with peer URLs {string.Join(',', advertised)} is not in the running cluster's member list; " +
                     $"add it first: etcdctl member add {config.Name} --peer-urls={string.Join(',', advertised)}");
+            if (self.Name.Length > 0 || self.ClientUrls.Count > 0)
+            {
+                // etcd's "already bootstrapped" check: a member that has served before and comes back without its WAL lost its
+                // term, vote and log; rejoining under its old ID could make it vote twice in one term.
+                throw new MemberStartException(
+                    $"member {config.Name} ({self.Id:x}) has already been bootstrapped: the cluster lists it as started, but its data dir " +
+                    $"'{config.DataDir}' has no WAL (lost or emptied). Remove it and add it again: etcdctl member remove {self.Id:x}; " +
+                    $"etcdctl member add {config.Name} --peer-urls={string.Join(',', advertised)}; then start it again with an empty data dir",
+                    exitCode: RaftKvExitCodes.DataDirLost);
+            }
+
             memberId = self.Id;
             clusterId = remote.ClusterId;
             membership = new Membership(clusterId);

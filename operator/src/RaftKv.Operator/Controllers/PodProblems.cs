@@ -21,6 +21,15 @@ internal static class PodProblems
         "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "ContainerCannotRun",
     };
 
+    /// <summary>
+    /// raftkv in this pod exited (now or last time) because its data dir was lost: it found no WAL while the cluster lists it
+    /// as started, and refused to rejoin (<see cref="RaftKvExitCodes.DataDirLost"/>). Its member must be removed and re-added.
+    /// </summary>
+    public static bool LostItsData(V1Pod pod) =>
+        pod.Metadata?.DeletionTimestamp is null
+        && (pod.Status?.ContainerStatuses ?? []).Any(c =>
+            c.State?.Terminated?.ExitCode == RaftKvExitCodes.DataDirLost || c.LastState?.Terminated?.ExitCode == RaftKvExitCodes.DataDirLost);
+
     public static PodProblem? Of(V1Pod pod)
     {
         if (pod.Metadata?.DeletionTimestamp is not null || pod.Status is not { } status)

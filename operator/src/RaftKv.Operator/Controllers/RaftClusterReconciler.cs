@@ -158,7 +158,8 @@ internal sealed partial class RaftClusterReconciler(
             Bootstrapped = bootstrapped,
             Members = raft.Members,
             LeaderId = raft.LeaderId,
-            LostVolumes = raft.LostVolumes,
+            // Lost data shows two ways: a pod that answers under a new ID, or raftkv refusing to rejoin without its WAL.
+            LostVolumes = raft.LostVolumes.Union(pods.Where(PodProblems.LostItsData).Select(p => names.OrdinalOf(p.Metadata.Name)!.Value)).ToHashSet(),
             PreviousMemberCount = cluster.Status?.Members?.Count is > 0 and var count ? count : cluster.Status?.Replicas ?? 0,
             FsyncP99 = raft.Measurements?.FsyncP99,
             Tuning = decision,
