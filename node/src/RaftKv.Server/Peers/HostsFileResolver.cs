@@ -109,7 +109,7 @@ internal sealed class HostsFileResolver
             HttpHandler = new SocketsHttpHandler
             {
                 ConnectCallback = ConnectAsync,
-                SslOptions = url.StartsWith("https:", StringComparison.OrdinalIgnoreCase) && tls is not null ? tls.ClientOptions() : new(),
+                SslOptions = MemberTls.ForUrl(tls, new Uri(url)),
             },
         });
 

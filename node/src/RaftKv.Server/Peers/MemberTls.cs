@@ -91,6 +91,10 @@ internal sealed class MemberTls
             && (_trusted.Count == 0 ? errors == SslPolicyErrors.None : ChainsToTrusted(server)),
     };
 
+    /// <summary>TLS for a call to <paramref name="url"/>: <paramref name="tls"/>'s client options for https://, none for http://.</summary>
+    public static SslClientAuthenticationOptions ForUrl(MemberTls? tls, Uri url) =>
+        url.Scheme == Uri.UriSchemeHttps && tls is not null ? tls.ClientOptions() : new();
+
     /// <summary>The certificate chains to one of the trusted CA certificates (only those, not the system's roots), or to the system's roots when none are given.</summary>
     public bool ChainsToTrusted(X509Certificate2 certificate)
     {

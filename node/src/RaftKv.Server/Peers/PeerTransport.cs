@@ -270,7 +270,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
                         KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
                         ConnectTimeout = TimeSpan.FromSeconds(3),
                         ConnectCallback = _owner._options.Names.ConnectAsync,
-                        SslOptions = url.Scheme == "https" && _owner._options.Tls is { } tls ? tls.ClientOptions() : new(),
+                        SslOptions = MemberTls.ForUrl(_owner._options.Tls, url),
                     },
                     MaxSendMessageSize = null,
                     MaxReceiveMessageSize = null,
