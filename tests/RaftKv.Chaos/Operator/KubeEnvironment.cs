@@ -260,8 +260,60 @@ internal sealed class KubeEnvironment : IAsyncDisposable
         }
     }
 
-    public async Task<JsonArray> PodsAsync(CancellationToken cancellationToken) =>
-        (await GetAsync($"/api/v1/namespaces/{Namespace}/pods?labelSelector=app.kubernetes.io/instance%3D{ClusterName}", cancellationToken))?["items"]?.AsArray() ?? [];
+    public Task<JsonArray> PodsAsync(CancellationToken cancellationToken) => PodsAsync(ClusterName, cancellationToken);
+
+    /// <summary>The member pods of the RaftCluster <paramref name="cluster"/>.</summary>
+    public async Task<JsonArray> PodsAsync(string cluster, CancellationToken cancellationToken) =>
+        (await GetAsync($"/api/v1/namespaces/{Namespace}/pods?labelSelector=app.kubernetes.io/instance%3D{cluster}", cancellationToken))?["items"]?.AsArray() ?? [];
+
+    /// <summary>
+    /// Replaces the RaftCluster's whole spec (GET, then PUT with its resourceVersion; again after a conflict), so fields
+    /// left out of <paramref name="spec"/> are removed; returns the API server's answer.
+    /// </summary>
+    public async Task<(HttpStatusCode Code, JsonNode? Body)> ReplaceSpecAsync(string name, JsonNode spec, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var current = await GetAsync(ClusterPath(name), cancellationToken) ?? throw new ChaosFailure($"RaftCluster {name} is gone");
+            current["spec"] = spec.DeepClone();
+            current.AsObject().Remove("status");
+            var answer = await SendAsync(HttpMethod.Put, ClusterPath(name), current, "application/json", cancellationToken);
+            if (answer.Code != HttpStatusCode.Conflict || attempt >= 10)
+            {
+                return answer;
+            }
+        }
+    }
+
+    /// <summary>Deletes the RaftCluster and waits until it and its pods are gone (the operator's finalizer removed).</summary>
+    public async Task DeleteClusterAsync(string name, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var (code, body) = await SendAsync(HttpMethod.Delete, ClusterPath(name), null, "application/json", cancellationToken);
+        if (code is not (HttpStatusCode.OK or HttpStatusCode.Accepted or HttpStatusCode.NotFound))
+        {
+            throw new ChaosFailure($"delete of RaftCluster {name} refused: {(int)code} {body?.ToJsonString()}");
+        }
+
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var left = await GetAsync(ClusterPath(name), cancellationToken);
+            var pods = await PodsAsync(name, cancellationToken);
+            if (left is null && pods.Count == 0)
+            {
+                _log.Add($"RaftCluster {name} deleted, its pods gone");
+                return;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new ChaosFailure($"RaftCluster {name} not gone within {timeout.TotalSeconds:0} s of its deletion: finalizers " +
+                    $"{left?["metadata"]?["finalizers"]?.ToJsonString() ?? "(object gone)"}, {pods.Count} pods left");
+            }
+
+            await Task.Delay(250, cancellationToken);
+        }
+    }
 
     /// <summary>Deletes a pod at once (grace period 0: its process is killed).</summary>
     public async Task DeletePodAsync(string name, CancellationToken cancellationToken)

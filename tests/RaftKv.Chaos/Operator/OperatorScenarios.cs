@@ -65,6 +65,8 @@ internal static class OperatorScenarios
         Make("operator-killed-mid-rolling-update", KilledMidRollingUpdateAsync),
         Make("pods-killed-while-scaling", PodsKilledWhileScalingAsync),
         Make("apiserver-restarted-while-scaling", ApiServerRestartedWhileScalingAsync),
+        RandomSpecScenario.Make("random-specs-short", false, RandomSpecScenario.Short),
+        RandomSpecScenario.Make("random-specs", false, RandomSpecScenario.Long),
     ];
 
     private static Scenario Make(string name, Func<OperatorContext, Task<(int Replicas, (string, string)? Annotation)>> faults) =>
@@ -163,8 +165,16 @@ internal static class OperatorScenarios
         return (5, null);
     }
 
-    public static async Task<ScenarioResult> RunAsync(string name, int seed, ChaosOptions options,
-        Func<OperatorContext, Task<(int Replicas, (string, string)? Annotation)>> faults, CancellationToken cancellationToken)
+    public static Task<ScenarioResult> RunAsync(string name, int seed, ChaosOptions options,
+        Func<OperatorContext, Task<(int Replicas, (string, string)? Annotation)>> faults, CancellationToken cancellationToken) =>
+        RunInEnvironmentAsync(name, seed, options, (env, log, ct) => RunStartedAsync(env, seed, log, faults, ct), cancellationToken);
+
+    /// <summary>
+    /// Starts the local control plane and the operator, runs <paramref name="body"/> (its result is the summary; a
+    /// <see cref="ChaosFailure"/> or a transport error fails the scenario), keeps the logs of a failure and stops everything.
+    /// </summary>
+    public static async Task<ScenarioResult> RunInEnvironmentAsync(string name, int seed, ChaosOptions options,
+        Func<KubeEnvironment, EventLog, CancellationToken, Task<string>> body, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         var root = Directory.CreateTempSubdirectory($"raftkv-chaos-{name}-").FullName;
@@ -176,7 +186,7 @@ internal static class OperatorScenarios
         try
         {
             env = await KubeEnvironment.StartAsync(options.Binary, root, log, cancellationToken);
-            summary = await RunStartedAsync(env, seed, log, faults, cancellationToken);
+            summary = await body(env, log, cancellationToken);
         }
         catch (Exception e) when (e is ChaosFailure or RpcException or TimeoutException or OperationCanceledException or IOException or HttpRequestException or InvalidOperationException)
         {
