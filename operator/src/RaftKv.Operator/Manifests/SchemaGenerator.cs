@@ -16,6 +16,9 @@ namespace RaftKv.Operator.Manifests;
 /// </summary>
 internal static class SchemaGenerator
 {
+    /// <summary>A Kubernetes quantity (sign, number, then a binary or decimal suffix or an exponent), as kube-apiserver parses it.</summary>
+    public const string QuantityPattern = @"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
+
     public static V1JSONSchemaProps ForType(Type type) => ForType(type, []);
 
     private static V1JSONSchemaProps ForType(Type type, HashSet<Type> visiting)
@@ -52,7 +55,13 @@ internal static class SchemaGenerator
             return new V1JSONSchemaProps { Type = "string", Format = "date-time" };
         }
 
-        if (type == typeof(ResourceQuantity) || type == typeof(IntOrString))
+        if (type == typeof(ResourceQuantity))
+        {
+            // As Kubernetes' own CRD generator writes quantities: a string must look like one (the pattern applies to strings only).
+            return new V1JSONSchemaProps { XKubernetesIntOrString = true, Pattern = QuantityPattern };
+        }
+
+        if (type == typeof(IntOrString))
         {
             // Structural schemas express "integer or string" with this extension and no type.
             return new V1JSONSchemaProps { XKubernetesIntOrString = true };

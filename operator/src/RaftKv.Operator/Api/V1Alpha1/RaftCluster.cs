@@ -95,6 +95,7 @@ internal sealed class RaftClusterSpec
 
     [JsonPropertyName("resources")]
     [Description("CPU and memory requests and limits of the raftkv container.")]
+    [JsonConverter(typeof(LenientResourceRequirementsConverter))]
     public V1ResourceRequirements? Resources { get; set; }
 
     [JsonPropertyName("podTemplate")]

@@ -34,6 +34,14 @@ internal static class RaftClusterValidator
             errors.Add(new("spec.image", "image must not be blank: remove the field to use the version's image"));
         }
 
+        if (spec.Resources is UnparsedResourceRequirements resources)
+        {
+            foreach (var (field, text) in resources.Unparsed)
+            {
+                errors.Add(new(field, $"\"{text}\" is not a Kubernetes quantity: use a number with an optional suffix, e.g. cpu 500m or 2, memory 512Mi or 1Gi"));
+            }
+        }
+
         ValidateStorage(spec.Storage, errors);
         ValidateTuning(spec.Tuning, errors);
 
