@@ -1,10 +1,13 @@
+using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json.Nodes;
+using Xunit.Abstractions;
 
 namespace LocalKube.Tests;
 
 /// <summary>The pod runtime: scheduling, StatefulSets and Deployments, pods as processes, probes, restarts,
 /// graceful termination, volumes, endpoints and names.</summary>
-public sealed class RuntimeTests(LocalKubeRuntimeFixture kube) : IClassFixture<LocalKubeRuntimeFixture>
+public sealed class RuntimeTests(LocalKubeRuntimeFixture kube, ITestOutputHelper output) : IClassFixture<LocalKubeRuntimeFixture>
 {
     private static string StatefulSet(string name, int replicas, string podManagement = "OrderedReady") => """
         apiVersion: v1
@@ -281,6 +284,94 @@ public sealed class RuntimeTests(LocalKubeRuntimeFixture kube) : IClassFixture<L
         await kube.KubectlOk("-n", ns, "annotate", "pod", "f-0", "localkube.raftkv.io/delay-");
         await kube.KubectlOk("-n", ns, "annotate", "pod", "f-1", "localkube.raftkv.io/delay-", "localkube.raftkv.io/partition-");
         await LocalKubeFixture.WaitUntil(async () => (last = await Probe()) is { } t && t < TimeSpan.FromMilliseconds(500), () => Task.FromResult($"last request took {last}"));
+    }
+
+    [Fact]
+    public async Task A_terminating_pod_leaves_the_service_at_once_but_keeps_its_links_to_peers_until_its_process_exits()
+    {
+        // A raftkv leader hands leadership over after SIGTERM: it needs its peer links while it terminates, and clients
+        // of the Service must not be sent to it meanwhile. The testpods here hold on after SIGTERM until told to stop.
+        var ns = await kube.NewNamespace("term");
+        var manifest = StatefulSet("t", 2, "Parallel")
+            .Replace("\"--ready-dir\", \"/data\"]", "\"--ready-dir\", \"/data\", \"--hold-after-sigterm\"]", StringComparison.Ordinal)
+            .Replace("terminationGracePeriodSeconds: 10", "terminationGracePeriodSeconds: 120", StringComparison.Ordinal) + """
+
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: t-client}
+            spec:
+              selector: {app: t}
+              ports: [{name: http, port: 8080, targetPort: http}]
+            """;
+        var claims = new[] { "data-t-0", "data-t-1" }.Select(c => Path.Combine(kube.Root, "volumes", ns, c)).ToArray();
+        try
+        {
+            await kube.KubectlOkIn(manifest, "-n", ns, "apply", "-f", "-");
+            await kube.KubectlOk("-n", ns, "rollout", "status", "statefulset/t", "--timeout=60s");
+            var ip0 = await Get(ns, "pod/t-0", "{.status.podIP}");
+            var ip1 = await Get(ns, "pod/t-1", "{.status.podIP}");
+            var clusterIp = await Get(ns, "service/t-client", "{.spec.clusterIP}");
+            await WaitFor(ns, "endpoints/t-client", "{.subsets[0].addresses[*].ip}", $"{ip0} {ip1}");
+
+            // t-1 reaches t-0 by name through its link (the hosts file LOCALKUBE_HOSTS_FILE names).
+            var hostsFile = await Http($"http://{ip1}:8080/env/LOCALKUBE_HOSTS_FILE");
+            var peerName = $"t-0.t-peers.{ns}.svc.cluster.local";
+            async Task<string?> LinkToT0() => File.Exists(hostsFile)
+                ? (await File.ReadAllLinesAsync(hostsFile)).Where(l => l.EndsWith(" " + peerName, StringComparison.Ordinal)).Select(l => l.Split(' ')[0]).FirstOrDefault()
+                : null;
+            string? link = null;
+            await LocalKubeFixture.WaitUntil(async () => (link = await LinkToT0()) is not null && link != ip0, async () => File.Exists(hostsFile) ? await File.ReadAllTextAsync(hostsFile) : $"{hostsFile} missing");
+            Assert.Equal("t-0", await Http($"http://{link}:8080/env/LOCALKUBE_POD_NAME"));
+            var uid = await Get(ns, "pod/t-0", "{.metadata.uid}");
+
+            var watch = Stopwatch.StartNew();
+            await kube.KubectlOk("-n", ns, "delete", "pod", "t-0", "--wait=false");
+            var deleted = watch.Elapsed;
+            await WaitFor(ns, "endpoints/t-client", "{.subsets[0].addresses[*].ip}", ip1);
+            var endpointsUpdated = watch.Elapsed;
+
+            // The process still runs (it holds on after SIGTERM) and the pod is terminating.
+            Assert.NotEqual("", await Get(ns, "pod/t-0", "{.metadata.deletionTimestamp}"));
+            Assert.Equal("t-0", await Http($"http://{ip0}:8080/env/LOCALKUBE_POD_NAME"));
+            Assert.Contains("SIGTERM received", await kube.KubectlOk("-n", ns, "logs", "t-0"), StringComparison.Ordinal);
+
+            // The EndpointSlice keeps it as terminating, not ready; the Endpoints list neither it nor a not-ready address.
+            var slice = JsonNode.Parse(await kube.KubectlOk("-n", ns, "get", "endpointslice", "t-client-local", "-o", "json"))!;
+            var conditions = slice["endpoints"]!.AsArray().Single(e => e?["targetRef"]?["name"]?.GetValue<string>() == "t-0")!["conditions"]!;
+            Assert.True(conditions["terminating"]!.GetValue<bool>() && !conditions["ready"]!.GetValue<bool>(), $"t-0 in the slice: {conditions.ToJsonString()}");
+            Assert.Equal("", await Get(ns, "endpoints/t-client", "{.subsets[0].notReadyAddresses}"));
+
+            // New connections to the Service never reach the terminating pod.
+            var answers = new List<string>();
+            for (var i = 0; i < 20; i++)
+            {
+                answers.Add(await Http($"http://{clusterIp}:8080/env/LOCALKUBE_POD_NAME"));
+            }
+
+            Assert.True(answers.All(a => a == "t-1"), $"answers through the ClusterIP after t-0 began terminating: {string.Join(' ', answers)}");
+
+            // Its peer still reaches it by name through the same link until it exits.
+            Assert.Equal(link, await LinkToT0());
+            Assert.Equal("t-0", await Http($"http://{link}:8080/env/LOCALKUBE_POD_NAME"));
+            var stillLinked = watch.Elapsed;
+
+            await File.WriteAllTextAsync(Path.Combine(claims[0], "may-stop"), "");
+            await LocalKubeFixture.WaitUntil(
+                async () => (await kube.Kubectl("-n", ns, "get", "pod", "t-0", "-o", "jsonpath={.metadata.uid}")).Stdout is var now && now != uid,
+                async () => (await kube.Kubectl("-n", ns, "get", "pods", "-o", "wide")).Stdout,
+                TimeSpan.FromSeconds(60));
+            output.WriteLine(FormattableString.Invariant(
+                $"kubectl delete returned at {deleted.TotalMilliseconds:0} ms; endpoints without t-0 seen at {endpointsUpdated.TotalMilliseconds:0} ms; link still relaying at {stillLinked.TotalMilliseconds:0} ms; old pod gone at {watch.Elapsed.TotalMilliseconds:0} ms (process asked to stop at {stillLinked.TotalMilliseconds:0} ms)"));
+        }
+        finally
+        {
+            // Let every testpod of this namespace stop at once when the control plane stops.
+            foreach (var claim in claims.Where(Directory.Exists))
+            {
+                await File.WriteAllTextAsync(Path.Combine(claim, "may-stop"), "");
+            }
+        }
     }
 
     [Fact]

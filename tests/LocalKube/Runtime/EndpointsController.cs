@@ -5,7 +5,10 @@ namespace LocalKube.Runtime;
 
 /// <summary>Keeps each selector Service's Endpoints and EndpointSlice (named SERVICE-local) in line with the pods
 /// it selects: ready pods as addresses, others as not-ready (or as addresses when publishNotReadyAddresses),
-/// named target ports resolved against each pod's container ports.</summary>
+/// named target ports resolved against each pod's container ports. A terminating pod (deletionTimestamp set) leaves
+/// the Endpoints at once unless publishNotReadyAddresses, and stays in the EndpointSlice with
+/// <c>terminating: true</c> and <c>ready: false</c> (serving as its readiness) until it is gone, as Kubernetes'
+/// endpoint controllers do; the ClusterIP proxy routes only to ready addresses, so new connections avoid it.</summary>
 internal sealed class EndpointsController(ResourceService service, ILogger logger) : WorkloadController(service, logger)
 {
     protected override string Name => "endpoints";
@@ -25,7 +28,7 @@ internal sealed class EndpointsController(ResourceService service, ILogger logge
             var name = Meta.Name(svc)!;
             var selector = LabelSelector.FromMap(selectorMap);
             var publishNotReady = Meta.Bool(svc["spec"]?["publishNotReadyAddresses"]) == true;
-            var pods = All("", "pods", ns).Where(p => selector.Matches(Meta.Labels(p)) && Meta.Str(p["status"]?["podIP"]) is { Length: > 0 } && Objects.IsPodActive(p))
+            var pods = All("", "pods", ns).Where(p => selector.Matches(Meta.Labels(p)) && Meta.Str(p["status"]?["podIP"]) is { Length: > 0 } && !Objects.IsPodFinished(p))
                 .OrderBy(p => Meta.Name(p), StringComparer.Ordinal).ToList();
             var ports = (svc["spec"]?["ports"] as JsonArray ?? []).OfType<JsonObject>().ToList();
 
@@ -35,6 +38,8 @@ internal sealed class EndpointsController(ResourceService service, ILogger logge
             foreach (var pod in pods)
             {
                 var isReady = Objects.IsPodReady(pod);
+                var terminating = Meta.IsDeleting(pod);
+                var serving = ResourceRegistry.ConditionStatus(pod, "Ready") == "True";
                 var address = new JsonObject
                 {
                     ["ip"] = Meta.Str(pod["status"]?["podIP"]),
@@ -46,11 +51,19 @@ internal sealed class EndpointsController(ResourceService service, ILogger logge
                     address["hostname"] = host;
                 }
 
-                (isReady || publishNotReady ? ready : notReady).Add(address);
+                if (isReady || publishNotReady)
+                {
+                    ready.Add(address);
+                }
+                else if (!terminating)
+                {
+                    notReady.Add(address);
+                }
+
                 var endpoint = new JsonObject
                 {
                     ["addresses"] = new JsonArray(Meta.Str(pod["status"]?["podIP"])),
-                    ["conditions"] = new JsonObject { ["ready"] = isReady || publishNotReady, ["serving"] = isReady, ["terminating"] = false },
+                    ["conditions"] = new JsonObject { ["ready"] = isReady || publishNotReady, ["serving"] = serving, ["terminating"] = terminating },
                     ["nodeName"] = Meta.Str(pod["spec"]?["nodeName"]),
                     ["targetRef"] = address["targetRef"]!.DeepClone(),
                 };

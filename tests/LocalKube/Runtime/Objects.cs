@@ -38,11 +38,14 @@ internal static class Objects
     public static bool IsPodReady(JsonObject pod) =>
         !Meta.IsDeleting(pod) && ResourceRegistry.ConditionStatus(pod, "Ready") == "True";
 
-    public static bool IsPodActive(JsonObject pod)
-    {
-        var phase = Meta.Str(pod["status"]?["phase"]);
-        return phase is not ("Succeeded" or "Failed") && !Meta.IsDeleting(pod);
-    }
+    public static bool IsPodActive(JsonObject pod) => !IsPodFinished(pod) && !Meta.IsDeleting(pod);
+
+    /// <summary>The pod's containers ran to completion (phase Succeeded or Failed).</summary>
+    public static bool IsPodFinished(JsonObject pod) => Meta.Str(pod["status"]?["phase"]) is "Succeeded" or "Failed";
+
+    /// <summary>A pod that is placed and not finished, terminating ones included: its processes may still run, so its
+    /// network must work until they exit (a terminating leader hands over to its peers in that time).</summary>
+    public static bool HasPodNetwork(JsonObject pod) => Meta.Str(pod["spec"]?["nodeName"]) is { Length: > 0 } && !IsPodFinished(pod);
 
     public static JsonObject Condition(string type, string status, string? reason, string? message, string now) => new()
     {

@@ -14,7 +14,7 @@ namespace LocalKube.Runtime;
 /// adds up, <c>localkube.raftkv.io/loss</c> (a share, "0.05") combines as independent losses (a lost chunk is
 /// held back 200 ms, as a TCP retransmission would be), and <c>localkube.raftkv.io/partition: "true"</c> on
 /// either pod closes their connections and refuses new ones. Changes apply within a second; removing the
-/// annotation heals. Traffic that uses pod addresses directly (not names) is not affected.</summary>
+/// annotation heals. A terminating pod keeps its links (both ways) until its processes have exited. Traffic that uses pod addresses directly (not names) is not affected.</summary>
 internal sealed partial class PodLinks(ResourceService service, PodNetwork network, RuntimeOptions options, ILogger logger) : WorkloadController(service, logger)
 {
     public const string DelayAnnotation = "localkube.raftkv.io/delay";
@@ -59,7 +59,8 @@ internal sealed partial class PodLinks(ResourceService service, PodNetwork netwo
 
     protected override void Reconcile()
     {
-        var pods = All("", "pods").Where(p => Meta.Str(p["spec"]?["nodeName"]) is { Length: > 0 } && Objects.IsPodActive(p)).ToList();
+        // Terminating pods keep their links until their processes exit, as a pod keeps its network in a cluster.
+        var pods = All("", "pods").Where(Objects.HasPodNetwork).ToList();
         var wanted = new HashSet<string>(StringComparer.Ordinal);
         var newFaults = pods.ToDictionary(p => $"{Meta.Namespace(p)}/{Meta.Name(p)}", FaultsOf, StringComparer.Ordinal);
         Dictionary<string, LinkFaults> oldFaults;

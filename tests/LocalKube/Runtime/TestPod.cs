@@ -7,7 +7,9 @@ namespace LocalKube.Runtime;
 /// tests. <c>GET /healthz</c> answers 200; <c>GET /readyz</c> answers 200 unless a file named <c>not-ready</c>
 /// exists in the working directory or in the directory given by <c>--ready-dir</c>; <c>GET /env/NAME</c> returns an
 /// environment variable; <c>GET /file?path=P</c> returns a file. SIGTERM ends it with exit code 0 after printing
-/// "testpod: stopping".</summary>
+/// "testpod: stopping"; with <c>--hold-after-sigterm</c> it keeps serving after SIGTERM until a file named
+/// <c>may-stop</c> exists (working directory or <c>--ready-dir</c>), as a program that hands work over before it
+/// exits.</summary>
 internal static class TestPod
 {
     public static async Task<int> RunAsync(string[] args)
@@ -16,6 +18,7 @@ internal static class TestPod
         string? readyDir = null;
         var exitAfter = TimeSpan.Zero;
         var exitCode = 0;
+        var holdAfterSigterm = false;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -29,11 +32,14 @@ internal static class TestPod
                 case "--exit-after":
                     exitAfter = TimeSpan.FromSeconds(double.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture));
                     break;
+                case "--hold-after-sigterm":
+                    holdAfterSigterm = true;
+                    break;
                 case "--exit-code":
                     exitCode = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
                     break;
                 default:
-                    await Console.Error.WriteLineAsync($"testpod: unknown option {args[i]} (options: --port N --ready-dir DIR --exit-after SECONDS --exit-code N)");
+                    await Console.Error.WriteLineAsync($"testpod: unknown option {args[i]} (options: --port N --ready-dir DIR --exit-after SECONDS --exit-code N --hold-after-sigterm)");
                     return 2;
             }
         }
@@ -67,6 +73,16 @@ internal static class TestPod
         }
 
         await stopping.Task;
+        if (holdAfterSigterm)
+        {
+            Console.WriteLine("testpod: SIGTERM received; serving until a may-stop file exists");
+            using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(50));
+            while (!File.Exists("may-stop") && !(readyDir is not null && File.Exists(Path.Combine(readyDir, "may-stop"))))
+            {
+                await poll.WaitForNextTickAsync();
+            }
+        }
+
         Console.WriteLine("testpod: stopping");
         await app.StopAsync();
         return 0;
