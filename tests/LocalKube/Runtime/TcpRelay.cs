@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Threading.Channels;
 
 namespace LocalKube.Runtime;
 
@@ -21,13 +22,21 @@ internal sealed class TcpRelay : IAsyncDisposable
     private readonly Func<IPEndPoint?> _target;
     private readonly Func<LinkFaults> _faults;
     private readonly Random _random;
+    private readonly TimeProvider _time;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _accepting;
     private readonly List<TcpClient> _open = [];
     private readonly Lock _lock = new();
 
-    public TcpRelay(IPEndPoint listen, Func<IPEndPoint?> target, Func<LinkFaults> faults, Random random)
+    /// <summary>Bytes per read, and how many chunks one direction may hold while they wait to be due (then reading
+    /// pauses, as a full TCP window would): up to 16 MiB in flight per direction.</summary>
+    private const int ChunkSize = 64 * 1024;
+
+    private const int MaxQueuedChunks = 256;
+
+    public TcpRelay(IPEndPoint listen, Func<IPEndPoint?> target, Func<LinkFaults> faults, Random random, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
         _listener = new TcpListener(listen);
         _listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         _listener.Start();
@@ -114,44 +123,86 @@ internal sealed class TcpRelay : IAsyncDisposable
         }
     }
 
+    /// <summary>Copies one direction. Each chunk read is due at its arrival plus the delay (and the retransmission
+    /// penalty when "lost") and is written when due, in the order read: the added latency is the delay, however many
+    /// chunks are in flight (reading the next chunk does not wait for the previous one's delay).</summary>
     private async Task PumpAsync(NetworkStream from, NetworkStream to, CancellationToken cancellationToken)
     {
-        var buffer = new byte[64 * 1024];
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var queue = Channel.CreateBounded<Chunk>(new BoundedChannelOptions(MaxQueuedChunks) { SingleReader = true, SingleWriter = true });
+        var writing = WriteWhenDueAsync(queue.Reader, to, stop);
+        var buffer = new byte[ChunkSize];
         try
         {
             while (true)
             {
-                var n = await from.ReadAsync(buffer, cancellationToken);
+                var n = await from.ReadAsync(buffer, stop.Token);
                 if (n == 0)
                 {
-                    return;
+                    break;
                 }
 
                 var faults = _faults();
                 if (faults.Partitioned)
                 {
-                    return;
+                    await stop.CancelAsync();
+                    break;
                 }
 
                 var wait = faults.Delay;
-                if (faults.Loss > 0 && _random.NextDouble() < faults.Loss)
+                if (faults.Loss > 0)
                 {
-                    wait += LinkFaults.RetransmissionPenalty;
+                    bool lost;
+                    lock (_random)
+                    {
+                        lost = _random.NextDouble() < faults.Loss;
+                    }
+
+                    if (lost)
+                    {
+                        wait += LinkFaults.RetransmissionPenalty;
+                    }
                 }
 
-                if (wait > TimeSpan.Zero)
+                await queue.Writer.WriteAsync(new Chunk(buffer.AsSpan(0, n).ToArray(), _time.GetTimestamp() + (long)(wait.TotalSeconds * _time.TimestampFrequency)), stop.Token);
+            }
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or SocketException or ChannelClosedException)
+        {
+            // Either side closed, or the relay stopped.
+        }
+        finally
+        {
+            queue.Writer.TryComplete();
+        }
+
+        await writing;
+    }
+
+    private async Task WriteWhenDueAsync(ChannelReader<Chunk> queue, NetworkStream to, CancellationTokenSource stop)
+    {
+        try
+        {
+            await foreach (var chunk in queue.ReadAllAsync(stop.Token))
+            {
+                var remaining = _time.GetElapsedTime(_time.GetTimestamp(), chunk.Due);
+                if (remaining > TimeSpan.Zero)
                 {
-                    await Task.Delay(wait, cancellationToken);
+                    await Task.Delay(remaining, _time, stop.Token);
                 }
 
-                await to.WriteAsync(buffer.AsMemory(0, n), cancellationToken);
+                await to.WriteAsync(chunk.Bytes, stop.Token);
             }
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or SocketException)
         {
-            // Either side closed, or the relay stopped.
+            // The receiving side closed, or the relay stopped: the reading side stops too.
+            await stop.CancelAsync();
         }
     }
+
+    /// <summary>Bytes read from one side and when they are due at the other (a <see cref="TimeProvider"/> timestamp).</summary>
+    private readonly record struct Chunk(byte[] Bytes, long Due);
 
     public async ValueTask DisposeAsync()
     {
