@@ -1,3 +1,7 @@
+using System.Text;
+using Google.Protobuf;
+using RaftKv.Protocol.Etcd;
+
 namespace RaftKv.Chaos;
 
 /// <summary>
@@ -27,13 +31,23 @@ internal static class Corruption
 
         /// <summary>The member's LMDB store file cut short at a random length.</summary>
         StoreTruncated,
+
+        /// <summary>
+        /// One byte flipped inside a value the scenario wrote (every copy of it in the LMDB store file): the store still opens and
+        /// the value would be served wrong, so only the initial corruption check stands between it and the clients. Refusal
+        /// with exit code 4 and "found data inconsistency with peers" expected.
+        /// </summary>
+        StoreFlippedValue,
     }
+
+    /// <summary>raftkv's exit code for a store that differs from its peers' (RaftKvExitCodes.DataInconsistent in common/).</summary>
+    private const int DataInconsistentExit = 4;
 
     public static async Task RunAsync(ScenarioContext c, Kind kind)
     {
         var victim = c.Pick([.. c.Cluster.Current]);
         var isSnapshot = kind is Kind.SnapshotFlippedBytes or Kind.SnapshotTruncated;
-        var isStore = kind is Kind.StoreFlippedBytes or Kind.StoreTruncated;
+        var isStore = kind is Kind.StoreFlippedBytes or Kind.StoreTruncated or Kind.StoreFlippedValue;
         var dir = Path.Combine(victim.DataDir, "member", isSnapshot || isStore ? "snap" : "wal");
         var pattern = isStore ? "db" : isSnapshot ? "*.snap" : "*.wal";
 
@@ -50,6 +64,7 @@ internal static class Corruption
             await Task.Delay(200, c.Cancellation);
         }
 
+        var canary = kind == Kind.StoreFlippedValue ? await WriteCanaryAsync(c, victim) : null;
         await c.Cluster.StopAsync(victim);
         var files = Directory.GetFiles(dir, pattern).Order(StringComparer.Ordinal).ToList();
         var what = kind switch
@@ -62,6 +77,7 @@ internal static class Corruption
             Kind.SnapshotTruncated => Truncate(files[^1], c.Random, tailOnly: false),
             Kind.StoreFlippedBytes => Flip(files[0], c.Random, from: 2 * 4096),
             Kind.StoreTruncated => Truncate(files[0], c.Random, tailOnly: false),
+            Kind.StoreFlippedValue => FlipInValue(files[0], canary!, c.Random),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
         };
         c.Log.Add($"corrupted {victim.Name}: {what}");
@@ -78,6 +94,11 @@ internal static class Corruption
             }
 
             await Task.Delay(200, c.Cancellation);
+        }
+
+        if (victim.IsRunning && kind == Kind.StoreFlippedValue)
+        {
+            throw new ChaosFailure($"{victim.Name} started and serves after {what}: the initial corruption check should have refused the damaged value");
         }
 
         if (victim.IsRunning)
@@ -100,6 +121,11 @@ internal static class Corruption
                     (stackTrace is null ? "" : $" and a stack trace ('{stackTrace}')") + $"; its output:\n{string.Join('\n', lines.TakeLast(30))}");
             }
 
+            if (kind == Kind.StoreFlippedValue && (code != DataInconsistentExit || !message.Contains("found data inconsistency with peers", StringComparison.Ordinal)))
+            {
+                throw new ChaosFailure($"{victim.Name} after {what}: expected exit {DataInconsistentExit} with 'found data inconsistency with peers', got exit {code} with '{message}'");
+            }
+
             c.Notes.Add($"{victim.Name} refused to start (exit {code}): {message}");
             c.Log.Add($"{victim.Name} refused: exit {code}: {message}");
 
@@ -111,6 +137,62 @@ internal static class Corruption
         {
             await c.PauseAsync(200, 400);
         }
+    }
+
+    /// <summary>Writes a key with a value found nowhere else and waits until <paramref name="victim"/> serves it (so its store holds it).</summary>
+    private static async Task<byte[]> WriteCanaryAsync(ScenarioContext c, ChaosMember victim)
+    {
+        var value = Encoding.ASCII.GetBytes($"canary-value-{c.Random.NextInt64():x16}-{c.Random.NextInt64():x16}");
+        var key = ByteString.CopyFromUtf8("chaos-canary");
+        await c.Cluster.CallAnyAsync(ch => new KV.KVClient(ch).PutAsync(new PutRequest { Key = key, Value = ByteString.CopyFrom(value) },
+            deadline: ChaosCluster.Deadline(), cancellationToken: c.Cancellation).ResponseAsync, c.Cancellation);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            try
+            {
+                var got = await new KV.KVClient(victim.Channel).RangeAsync(new RangeRequest { Key = key, Serializable = true },
+                    deadline: ChaosCluster.Deadline(), cancellationToken: c.Cancellation);
+                if (got.Kvs.Count == 1 && got.Kvs[0].Value.Span.SequenceEqual(value))
+                {
+                    c.Log.Add($"{victim.Name} serves the canary value");
+                    return value;
+                }
+            }
+            catch (Grpc.Core.RpcException)
+            {
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new ChaosFailure($"{victim.Name} did not apply the canary put within 30 s");
+            }
+
+            await Task.Delay(100, c.Cancellation);
+        }
+    }
+
+    /// <summary>Flips one bit of one byte inside every copy of <paramref name="value"/> in the file (LMDB keeps stale copies in free pages).</summary>
+    private static string FlipInValue(string path, byte[] value, Random random)
+    {
+        var bytes = File.ReadAllBytes(path);
+        var offsets = new List<int>();
+        var within = random.Next(value.Length);
+        for (var at = bytes.AsSpan().IndexOf(value); at >= 0;)
+        {
+            bytes[at + within] ^= (byte)(1 << random.Next(8));
+            offsets.Add(at + within);
+            var next = bytes.AsSpan(at + 1).IndexOf(value);
+            at = next < 0 ? -1 : at + 1 + next;
+        }
+
+        if (offsets.Count == 0)
+        {
+            throw new ChaosFailure($"the canary value is not in {path} ({bytes.Length} bytes) after a clean stop");
+        }
+
+        File.WriteAllBytes(path, bytes);
+        return $"{Path.GetFileName(path)}: a bit flipped in the canary value at {string.Join(", ", offsets)}";
     }
 
     /// <summary>Length of the file up to its last non-zero byte (WAL segments are preallocated with zeros).</summary>

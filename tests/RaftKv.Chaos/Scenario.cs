@@ -114,6 +114,7 @@ internal static class Scenarios
         new("truncated-snapshot-3", 3, false, c => Corruption.RunAsync(c, Corruption.Kind.SnapshotTruncated)),
         new("corrupt-store-3", 3, false, c => Corruption.RunAsync(c, Corruption.Kind.StoreFlippedBytes)),
         new("truncated-store-3", 3, false, c => Corruption.RunAsync(c, Corruption.Kind.StoreTruncated)),
+        new("corrupt-store-value-3", 3, false, c => Corruption.RunAsync(c, Corruption.Kind.StoreFlippedValue), OnlyWorkloadWrites: false),
         .. Operator.OperatorScenarios.All,
     ];
 

@@ -346,6 +346,44 @@ public sealed class MvccStoreTests : IDisposable
     }
 
     [Fact]
+    public void The_corrupt_alarm_refuses_every_write_keeps_reads_and_survives_restart_until_disarmed()
+    {
+        ulong index = 0;
+        using (var store = Open())
+        {
+            store.Apply([new ApplyCommand(++index, 1, Put("a", "1"))]);
+            store.Apply([new ApplyCommand(++index, 1, new CorruptAlarmRequest(Activate: true, MemberId: 0xabc))]);
+            store.Apply([new ApplyCommand(++index, 1, new CorruptAlarmRequest(Activate: true, MemberId: 0xdef))]); // the first member named stays
+            Assert.Equal(0xabcUL, store.CorruptAlarmMember);
+            object[] writes =
+            [
+                Put("b", "1"),
+                new DeleteRangeRequest { Key = B("a") },
+                new TxnRequest { Success = [RequestOp.Of(Put("c", "1"))] },
+                new CompactionRequest(2),
+                new LeaseGrantRequest(7, 60),
+                new LeaseRevokeRequest(7),
+            ];
+            foreach (var write in writes)
+            {
+                var result = store.Apply([new ApplyCommand(++index, 1, write)]).Single();
+                Assert.True(result.Error?.Message == "etcdserver: corrupt cluster", $"{write.GetType().Name} under the alarm gave {result.Error?.Message ?? "no error"}");
+            }
+
+            var read = store.Apply([new ApplyCommand(++index, 1, new TxnRequest { Success = [RequestOp.Of(new RangeRequest { Key = B("a") })] })]).Single();
+            Assert.Null(read.Error);
+            Assert.Equal("1", S(store.Range(new RangeRequest { Key = B("a") }).Kvs.Single().Value));
+            Assert.Equal(2, store.CurrentRevision);
+        }
+
+        using var reopened = Open();
+        Assert.Equal(0xabcUL, reopened.CorruptAlarmMember);
+        reopened.Apply([new ApplyCommand(++index, 1, new CorruptAlarmRequest(Activate: false, MemberId: 0xabc))]);
+        Assert.Equal(0UL, reopened.CorruptAlarmMember);
+        Assert.Null(reopened.Apply([new ApplyCommand(++index, 1, Put("b", "1"))]).Single().Error);
+    }
+
+    [Fact]
     public void A_snapshot_restores_the_same_store_elsewhere()
     {
         using var store = Open();

@@ -49,12 +49,17 @@ internal sealed class MaintenanceService : Maintenance.MaintenanceBase
             response.Errors.Add($"memberID:{_member.MemberId} alarm:NOSPACE ");
         }
 
+        if (_kv.Store.CorruptAlarmMember is not 0 and var corrupt)
+        {
+            response.Errors.Add($"memberID:{corrupt} alarm:CORRUPT ");
+        }
+
         return Task.FromResult(response);
     }
 
     public override async Task<AlarmResponse> Alarm(AlarmRequest request, ServerCallContext context)
     {
-        if (request.Action != AlarmRequest.Types.AlarmAction.Get && request.Alarm == AlarmType.Nospace)
+        if (request.Action != AlarmRequest.Types.AlarmAction.Get && request.Alarm is AlarmType.Nospace or AlarmType.Corrupt)
         {
             await _member.ProposeAsync(new InternalRequest { Alarm = request }, context.CancellationToken).ConfigureAwait(false);
         }
@@ -64,6 +69,12 @@ internal sealed class MaintenanceService : Maintenance.MaintenanceBase
         {
             // The alarm is cluster-wide state in the store; it is reported for the member that answers.
             response.Alarms.Add(new AlarmMember { MemberID = _member.MemberId, Alarm = AlarmType.Nospace });
+        }
+
+        if (_kv.Store.CorruptAlarmMember is not 0 and var corruptMember && request.Action == AlarmRequest.Types.AlarmAction.Get)
+        {
+            // etcd's CORRUPT alarm names the member whose store differs (raised by the leader's periodic check).
+            response.Alarms.Add(new AlarmMember { MemberID = corruptMember, Alarm = AlarmType.Corrupt });
         }
 
         return response;

@@ -81,6 +81,16 @@ internal sealed record MemberConfig
     /// <summary>TLS of the peer URLs (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth).</summary>
     public TlsFiles PeerTls { get; init; } = new();
 
+    /// <summary>
+    /// etcd's <c>--experimental-initial-corrupt-check</c>: a restarting member compares its store's HashKV with its peers' before
+    /// serving, and refuses to start on a mismatch. On by default here (off in etcd 3.4): LMDB keeps no page checksums, so
+    /// this is the check that catches a damaged store file (see docs/compatibility.md).
+    /// </summary>
+    public bool InitialCorruptCheck { get; init; } = true;
+
+    /// <summary>etcd's <c>--experimental-corrupt-check-time</c>: how often the leader compares members' HashKV (zero: never).</summary>
+    public TimeSpan CorruptCheckTime { get; init; } = TimeSpan.Zero;
+
     /// <summary>debug, info, warn or error.</summary>
     public string LogLevel { get; init; } = "info";
 

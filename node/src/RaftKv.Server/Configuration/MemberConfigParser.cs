@@ -37,6 +37,10 @@ internal static class MemberConfigParser
         new("max-txn-ops", "Maximum number of operations permitted in a transaction.", (c, v) => c with { MaxTxnOps = Int32("max-txn-ops", v) }),
         new("max-snapshots", "Maximum number of snapshot files to retain (0 is unlimited).", (c, v) => c with { MaxSnapshots = UInt32("max-snapshots", v) }),
         new("max-wals", "Maximum number of wal files to retain (0 is unlimited).", (c, v) => c with { MaxWals = UInt32("max-wals", v) }),
+        new("experimental-initial-corrupt-check", "Enable to check data corruption before serving any client/peer traffic (default true; false skips it).",
+            (c, v) => c with { InitialCorruptCheck = Bool("experimental-initial-corrupt-check", v) }, IsBool: true),
+        new("experimental-corrupt-check-time", "Duration of time between cluster corruption check passes (0s: off).",
+            (c, v) => c with { CorruptCheckTime = Duration("experimental-corrupt-check-time", v) }),
         new("log-level", "Log level: debug, info, warn or error.", (c, v) => c with { LogLevel = ParseLogLevel(v) }),
         new("cert-file", "Path to the client server TLS cert file.", (c, v) => c with { ClientTls = c.ClientTls with { CertFile = v } }),
         new("key-file", "Path to the client server TLS key file.", (c, v) => c with { ClientTls = c.ClientTls with { KeyFile = v } }),
@@ -341,6 +345,9 @@ internal static class MemberConfigParser
 
     private static bool Bool(string flag, string value) =>
         bool.TryParse(value, out var b) ? b : throw Invalid(flag, value, "expected true or false");
+
+    private static TimeSpan Duration(string flag, string value) =>
+        GoDuration.TryParse(value, out var d, out var error) ? d : throw Invalid(flag, value, error);
 
     private static int Int32(string flag, string value) =>
         int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw Invalid(flag, value, "expected a whole number");

@@ -92,6 +92,8 @@ internal sealed partial class KvStateMachine : IRequestApplier, ISnapshotStore, 
         InternalRequest.RequestOneofCase.Compaction => new CompactionRequest(request.Compaction.Revision, request.Compaction.Physical),
         InternalRequest.RequestOneofCase.LeaseGrant => new LeaseGrantRequest(request.LeaseGrant.ID, request.LeaseGrant.TTL),
         InternalRequest.RequestOneofCase.LeaseRevoke => new LeaseRevokeRequest(request.LeaseRevoke.ID),
+        InternalRequest.RequestOneofCase.Alarm when request.Alarm.Alarm == RaftKv.Protocol.Etcd.AlarmType.Corrupt =>
+            new CorruptAlarmRequest(request.Alarm.Action != RaftKv.Protocol.Etcd.AlarmRequest.Types.AlarmAction.Deactivate, request.Alarm.MemberID),
         InternalRequest.RequestOneofCase.Alarm when request.Alarm.Alarm == RaftKv.Protocol.Etcd.AlarmType.Nospace =>
             request.Alarm.Action == RaftKv.Protocol.Etcd.AlarmRequest.Types.AlarmAction.Deactivate ? AlarmAction.Deactivate : AlarmAction.Activate,
         _ => null,

@@ -147,6 +147,7 @@ internal static class StoreMapping
         S.StoreErrorCode.LeaseNotFound => EtcdErrors.LeaseNotFound,
         S.StoreErrorCode.LeaseExists => EtcdErrors.LeaseExists,
         S.StoreErrorCode.LeaseTtlTooLarge => EtcdErrors.LeaseTtlTooLarge,
+        S.StoreErrorCode.Corrupt => EtcdErrors.Corrupt,
         _ => new RpcException(new Status(StatusCode.Unknown, e.GrpcMessage)),
     };
 }

@@ -198,6 +198,28 @@ internal sealed partial class MemberHost : IAsyncDisposable
             throw new MemberStartException($"cannot open the store in '{config.SnapDir}': {e.Message}. {RebuildAdvice}", e);
         }
 
+        if (identity is not null && config.InitialCorruptCheck)
+        {
+            // Before anything is served, and before the WAL is replayed: the store as the disk holds it against the peers' at its revision.
+            try
+            {
+                await CorruptionCheck.CheckInitialAsync(clusterId, memberId, kv.Store.HashKv(0), [.. membership.List().Where(m => m.Id != memberId)], peerTls,
+                    CorruptionCheck.RequestTimeout(timing.ElectionMs), loggers.CreateLogger("raftkv.corrupt"), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is MemberStartException or OperationCanceledException)
+            {
+                kv.Dispose();
+                log.Dispose();
+                throw;
+            }
+            catch (Exception e) when (e is StoreException or LightningDB.LightningException or FormatException or ArgumentOutOfRangeException or IndexOutOfRangeException)
+            {
+                kv.Dispose();
+                log.Dispose();
+                throw new MemberStartException($"cannot hash the store in '{config.SnapDir}': {e.Message}. {RebuildAdvice}", e);
+            }
+        }
+
         var faults = new PeerFaults(new Random());
         var member = new RaftMember(
             new MemberSettings
@@ -252,6 +274,10 @@ internal sealed partial class MemberHost : IAsyncDisposable
         leases.Start();
         var host = new MemberHost(app, member, kv, leases, stopping, logger);
         _ = host.PublishAttributesAsync(config);
+        if (config.CorruptCheckTime > TimeSpan.Zero)
+        {
+            _ = host.MonitorKvHashAsync(config.CorruptCheckTime, peerTls, options.Time, loggers.CreateLogger("raftkv.corrupt"));
+        }
         LogServing(logger, config.Name, memberId, clusterId, config.ListenClientUrls);
         return host;
     }
@@ -328,7 +354,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         kv.Applied += _ => watchHub.Notify();
         builder.Services.AddSingleton(new WatchService(kv, watchHub, headers, options.Time));
         builder.Services.AddSingleton(_ => new LeaseService(member, kv, lessor, headers, kv.LeaseMetrics!, options.Time, clientTls)); // disposed with the app (its channels to the leader)
-        builder.Services.AddSingleton(new PeerService(member, metrics, stopping));
+        builder.Services.AddSingleton(new PeerService(member, metrics, stopping, kv.Store.HashKv));
         builder.Services.AddSingleton(new ClusterService(member, headers, options.Time, clientTls));
         builder.Services.AddSingleton(new MaintenanceService(member, kv, headers, config.EffectiveQuotaBackendBytes));
         builder.Services.AddSingleton(new AdminService(member, walFsync, diskFaults, memberDir,
@@ -428,6 +454,37 @@ internal sealed partial class MemberHost : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// etcd's <c>monitorKVHash</c> (<c>--experimental-corrupt-check-time</c>): every <paramref name="every"/>, while this member leads,
+    /// compare every member's HashKV and raise the CORRUPT alarm on a mismatch. A failed pass is logged and tried again next time.
+    /// </summary>
+    private async Task MonitorKvHashAsync(TimeSpan every, MemberTls? peerTls, TimeProvider time, ILogger logger)
+    {
+        var ct = _stopping.Token;
+        LogCorruptCheckEnabled(logger, Member.MemberId, every);
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(every, time, ct).ConfigureAwait(false);
+                if (Member.Leader != Member.MemberId)
+                {
+                    continue;
+                }
+
+                await CorruptionCheck.CheckClusterAsync(Member, _kv.Store, peerTls, logger, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is RpcException or StoreException or OperationCanceledException or ObjectDisposedException)
+            {
+                LogCorruptCheckFailed(logger, e.Message);
+            }
+        }
+    }
+
     /// <summary>Completes when the member stops on its own (removed from the cluster, fatal error).</summary>
     public Task Stopped => Member.Stopped;
 
@@ -480,6 +537,12 @@ internal sealed partial class MemberHost : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "leader {MemberId:x} stops without handing over leadership ({Reason}); the others elect a leader after an election timeout")]
     private static partial void LogHandoverFailed(ILogger logger, ulong memberId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "enabled corruption checking (local-member-id {MemberId:x}, interval {Interval})")]
+    private static partial void LogCorruptCheckEnabled(ILogger logger, ulong memberId, TimeSpan interval);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "failed to check hash KV: {Reason}")]
+    private static partial void LogCorruptCheckFailed(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "published member {Name} attributes to the cluster")]
     private static partial void LogPublished(ILogger logger, string name);

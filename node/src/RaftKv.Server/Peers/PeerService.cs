@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using Grpc.Core;
 using RaftKv.Raft;
+using RaftKv.Server.Kv;
 using RaftKv.Server.Observability;
+using RaftKv.Storage.Mvcc;
 using Wire = RaftKv.Protocol.Peer;
 
 namespace RaftKv.Server.Peers;
@@ -25,22 +27,25 @@ internal interface IPeerInbox
 
 /// <summary>
 /// Inbound half of the peer transport (served on the peer URLs): streams of message batches, snapshots, RTT echo,
-/// membership for joiners. Traffic from another cluster or meant for another member is refused with FailedPrecondition.
+/// membership for joiners, the store's HashKV for the corruption checks. Traffic from another cluster or meant for another member is refused with FailedPrecondition.
 /// </summary>
 internal sealed class PeerService : Wire.Peer.PeerBase
 {
     private readonly IPeerInbox _inbox;
     private readonly NodeMetrics _metrics;
     private readonly CancellationToken _stopping;
+    private readonly Func<long, HashKvResponse>? _hashKv;
 
     /// <param name="inbox">Receives the messages.</param>
     /// <param name="metrics">Byte and failure counters.</param>
     /// <param name="stopping">Ends open streams when the member shuts down (otherwise the server would wait for peers to hang up).</param>
-    public PeerService(IPeerInbox inbox, NodeMetrics metrics, CancellationToken stopping)
+    /// <param name="hashKv">The store's HashKV at a revision (0: current); null answers HashKV with UNIMPLEMENTED.</param>
+    public PeerService(IPeerInbox inbox, NodeMetrics metrics, CancellationToken stopping, Func<long, HashKvResponse>? hashKv = null)
     {
         _inbox = inbox;
         _metrics = metrics;
         _stopping = stopping;
+        _hashKv = hashKv;
     }
 
     public override async Task<Wire.StreamClosed> Stream(IAsyncStreamReader<Wire.MessageBatch> requestStream, ServerCallContext context)
@@ -117,6 +122,36 @@ internal sealed class PeerService : Wire.Peer.PeerBase
 
     public override Task<Wire.MembersResponse> Members(Wire.MembersRequest request, ServerCallContext context) =>
         Task.FromResult(_inbox.Members());
+
+    public override Task<Wire.HashKVResponse> HashKV(Wire.HashKVRequest request, ServerCallContext context)
+    {
+        if (request.ClusterId != _inbox.ClusterId)
+        {
+            throw ClusterMismatch(request.ClusterId, request.From);
+        }
+
+        if (_hashKv is null)
+        {
+            throw new RpcException(new Status(StatusCode.Unimplemented, "this member serves no store hash"));
+        }
+
+        try
+        {
+            var r = _hashKv(request.Revision);
+            return Task.FromResult(new Wire.HashKVResponse
+            {
+                MemberId = _inbox.MemberId,
+                Revision = r.Revision,
+                Hash = r.Hash,
+                CompactRevision = r.CompactRevision,
+                HashRevision = r.HashRevision,
+            });
+        }
+        catch (StoreException e)
+        {
+            throw StoreMapping.ToRpc(e);
+        }
+    }
 
     private void Check(ulong clusterId, ulong from, ulong to)
     {

@@ -38,6 +38,9 @@ public enum StoreErrorCode
 
     /// <summary>rpctypes ErrGRPCLeaseTTLTooLarge (gRPC OutOfRange).</summary>
     LeaseTtlTooLarge,
+
+    /// <summary>rpctypes ErrGRPCCorrupt (gRPC DataLoss): a write while the CORRUPT alarm is active.</summary>
+    Corrupt,
 }
 
 /// <summary>An etcd request error, with etcd's exact texts (clients match on them).</summary>
@@ -91,6 +94,7 @@ public sealed class StoreException : Exception
         StoreErrorCode.LeaseNotFound => "etcdserver: requested lease not found",
         StoreErrorCode.LeaseExists => "etcdserver: lease already exists",
         StoreErrorCode.LeaseTtlTooLarge => "etcdserver: too large lease TTL",
+        StoreErrorCode.Corrupt => "etcdserver: corrupt cluster",
         _ => code.ToString(),
     };
 }

@@ -62,7 +62,7 @@ public sealed record ApplyResult(ulong Index, object? Response, StoreException? 
 /// etcd's MVCC key-value store on LMDB (<c>member/snap/db</c>). Every write request gets one main revision (the first is 2: an
 /// empty store is at revision 1), changes inside a txn get sub-revisions. LMDB table "key" maps revision bytes to the
 /// protobuf KeyValue (tombstones marked 't'); table "meta" holds the consistent index, term, compaction marks and the
-/// NOSPACE alarm. The key index (key to generations of revisions) lives in memory and is rebuilt on open.
+/// NOSPACE and CORRUPT alarms. The key index (key to generations of revisions) lives in memory and is rebuilt on open.
 /// <para>
 /// One writer at a time (the apply loop); reads run concurrently at the last committed revision. <see cref="Apply"/> commits a
 /// whole batch of entries in one LMDB transaction together with the consistent index, so after a crash the store is exactly at
@@ -76,6 +76,7 @@ public sealed partial class MvccStore : IDisposable
     private static readonly byte[] ScheduledCompactKey = "scheduledCompactRev"u8.ToArray();
     private static readonly byte[] FinishedCompactKey = "finishedCompactRev"u8.ToArray();
     private static readonly byte[] NoSpaceAlarmKey = "alarm_nospace"u8.ToArray();
+    private static readonly byte[] CorruptAlarmKey = "alarm_corrupt"u8.ToArray();
 
     private readonly string _path;
     private readonly MvccOptions _options;
@@ -93,7 +94,7 @@ public sealed partial class MvccStore : IDisposable
     private LightningDatabase _keyDb = null!;
     private LightningDatabase _metaDb = null!;
     private TreeIndex _index = new();
-    private volatile StoreState _state = new(1, -1, 0, 0, false);
+    private volatile StoreState _state = new(1, -1, 0, 0, false, 0);
 
     // Set when a compaction changes the key index, before its transaction commits: readers that start in between must
     // refuse revisions the index no longer has, even though the published state still shows the older compaction.
@@ -104,7 +105,7 @@ public sealed partial class MvccStore : IDisposable
     private bool _disposed;
 
     /// <summary>What readers see: changed only after the LMDB commit that made it true.</summary>
-    private sealed record StoreState(long CurrentRevision, long CompactRevision, ulong ConsistentIndex, ulong Term, bool NoSpaceAlarm);
+    private sealed record StoreState(long CurrentRevision, long CompactRevision, ulong ConsistentIndex, ulong Term, bool NoSpaceAlarm, ulong CorruptAlarmMember);
 
     static MvccStore() => LmdbLibrary.EnsureResolver();
 
@@ -147,6 +148,9 @@ public sealed partial class MvccStore : IDisposable
     public ulong DurableIndex => _options.DeferSync ? Interlocked.Read(ref _durableIndex) : _state.ConsistentIndex;
 
     public bool NoSpaceAlarm => _state.NoSpaceAlarm;
+
+    /// <summary>The member the CORRUPT alarm names, or 0 when it is not active.</summary>
+    public ulong CorruptAlarmMember => _state.CorruptAlarmMember;
 
     /// <summary>True when commits are not synced one by one (<see cref="MvccOptions.DeferSync"/>).</summary>
     public bool DefersSync => _options.DeferSync;
@@ -266,6 +270,7 @@ public sealed partial class MvccStore : IDisposable
         var ci = ReadU64Meta(tx, ConsistentIndexKey);
         var term = ReadU64Meta(tx, TermKey);
         var alarm = tx.Get(_metaDb, NoSpaceAlarmKey).resultCode == MDBResultCode.Success;
+        var corrupt = ReadU64Meta(tx, CorruptAlarmKey);
         RebuildLeases(tx, keyLeases);
         tx.Abort();
         _index = index;
@@ -279,7 +284,7 @@ public sealed partial class MvccStore : IDisposable
         }
 
         Volatile.Write(ref _compactFloor, compact);
-        _state = new StoreState(current, compact, ci, term, alarm);
+        _state = new StoreState(current, compact, ci, term, alarm, corrupt);
         Interlocked.Exchange(ref _durableIndex, ci); // what a reopened file holds (ReplaceFile syncs a swapped-in file first)
         var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         LogOpened(_logger, _path, current, compact, ci, index.Count, elapsedMs);
@@ -621,6 +626,7 @@ public sealed partial class MvccStore : IDisposable
                 var current = state.CurrentRevision;
                 var compact = state.CompactRevision;
                 var alarm = state.NoSpaceAlarm;
+                var corrupt = state.CorruptAlarmMember;
                 var ci = state.ConsistentIndex;
                 var term = state.Term;
                 foreach (var cmd in commands)
@@ -638,7 +644,7 @@ public sealed partial class MvccStore : IDisposable
                     StoreException? error = null;
                     try
                     {
-                        response = ApplyOne(ctx, cmd.Request, ref alarm, ref compact);
+                        response = ApplyOne(ctx, cmd.Request, ref alarm, ref corrupt, ref compact);
                     }
                     catch (StoreException ex)
                     {
@@ -674,7 +680,7 @@ public sealed partial class MvccStore : IDisposable
                 _lock.ExitWriteLock();
                 tx.Commit().ThrowOnError();
                 committed = true;
-                _state = new StoreState(current, compact, ci, term, alarm);
+                _state = new StoreState(current, compact, ci, term, alarm, corrupt);
                 Interlocked.Increment(ref _commits);
                 return results;
             }
@@ -750,12 +756,38 @@ public sealed partial class MvccStore : IDisposable
         }
     }
 
-    private object? ApplyOne(WriteContext ctx, object? request, ref bool alarm, ref long compact)
+    private object? ApplyOne(WriteContext ctx, object? request, ref bool alarm, ref ulong corrupt, ref long compact)
     {
+        // etcd's corrupt applier: with the CORRUPT alarm active every write is refused (reads are served).
+        var isWrite = request is PutRequest or DeleteRangeRequest or CompactionRequest or LeaseGrantRequest or LeaseRevokeRequest
+            || (request is TxnRequest t && !TxnLogic.IsReadOnly(t));
+        if (corrupt != 0 && isWrite)
+        {
+            throw new StoreException(StoreErrorCode.Corrupt);
+        }
+
         switch (request)
         {
             case null:
                 return null;
+            case CorruptAlarmRequest ca:
+                corrupt = ca.Activate ? (corrupt == 0 ? ca.MemberId : corrupt) : 0;
+                if (corrupt != 0)
+                {
+                    var id = new byte[8];
+                    BinaryPrimitives.WriteUInt64BigEndian(id, corrupt);
+                    ctx.Tx.Put(_metaDb, CorruptAlarmKey, id).ThrowOnError();
+                }
+                else
+                {
+                    var deleted = ctx.Tx.Delete(_metaDb, CorruptAlarmKey);
+                    if (deleted is not MDBResultCode.Success and not MDBResultCode.NotFound)
+                    {
+                        deleted.ThrowOnError();
+                    }
+                }
+
+                return ca;
             case PutRequest put:
                 if (alarm)
                 {

@@ -202,6 +202,12 @@ public sealed record CompactionResponse(long Revision);
 /// <summary>etcd's HashKV result: hash of the key space up to <see cref="HashRevision"/>.</summary>
 public sealed record HashKvResponse(long Revision, uint Hash, long CompactRevision, long HashRevision);
 
+/// <summary>
+/// etcd's CORRUPT alarm, replicated through the log: raised by the leader's periodic corruption check (or through the Alarm API)
+/// for the member whose store differs; while it is active every write is refused with <see cref="StoreErrorCode.Corrupt"/>.
+/// </summary>
+public sealed record CorruptAlarmRequest(bool Activate, ulong MemberId);
+
 /// <summary>Alarm actions replicated through the log (etcd's AlarmRequest for NOSPACE).</summary>
 public enum AlarmAction
 {
