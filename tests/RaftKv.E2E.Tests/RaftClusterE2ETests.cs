@@ -62,6 +62,8 @@ public sealed partial class RaftClusterE2ETests(DemoCluster demo, ITestOutputHel
             TimeSpan.FromMinutes(1),
             "Manual timing 200ms/2s in force");
         var leader = status!["leader"]!.GetValue<string>();
+        var uid = (await demo.GetAsync($"/api/v1/namespaces/{DemoCluster.Namespace}/pods/{leader}"))?["metadata"]?["uid"]?.GetValue<string>() ?? "";
+        var leaderLog = Path.Combine(demo.Root, "pods", $"{DemoCluster.Namespace}_{leader}_{uid[..Math.Min(8, uid.Length)]}", "raftkv.log");
         var before = await demo.EtcdctlAsync("put", "before-failover", "1");
         Assert.True(before.Ok, before.ToString());
 
@@ -81,6 +83,16 @@ public sealed partial class RaftClusterE2ETests(DemoCluster demo, ITestOutputHel
         var resumedAfter = watch.Elapsed;
         output.WriteLine($"leader {leader} deleted at {deleted.TotalMilliseconds:0} ms; writes resumed {resumedAfter.TotalMilliseconds:0} ms after the delete was issued");
         Console.WriteLine($"e2e: writes resumed {resumedAfter.TotalMilliseconds:0} ms after the leader's pod ({leader}) was deleted");
+
+        // The mechanism behind a quick resume: the terminating leader still reached its peers (the pod keeps its links
+        // until its process exits) and handed leadership over on SIGTERM. Without that it finds no connected voter,
+        // stops without a handover, and the others wait an election timeout (tens of seconds under Auto tuning).
+        await Eventually.Until(
+            async () => File.Exists(leaderLog) ? await File.ReadAllTextAsync(leaderLog) : $"{leaderLog} missing",
+            text => text.Contains("handed leadership to", StringComparison.Ordinal),
+            text => $"{leaderLog}:\n{text}",
+            TimeSpan.FromMinutes(1),
+            "the old leader's log says it handed leadership over before stopping");
 
         var healed = await demo.WaitHealthyAsync(3, TimeSpan.FromMinutes(3));
         output.WriteLine($"healed in {watch.Elapsed.TotalSeconds:0.0} s; leader now {healed?["leader"]}");
