@@ -52,6 +52,19 @@ public sealed class PodProblemsTests
         Assert.Equal(lost, PodProblems.LostItsData(pod));
     }
 
+    [Fact]
+    public void Raftkv_refusing_a_store_that_differs_from_its_peers_says_to_clear_the_volume()
+    {
+        var pod = Pod(new V1PodCondition { Type = "PodScheduled", Status = "True" }, new V1ContainerStateWaiting { Reason = "CrashLoopBackOff" }, restarts: 3);
+        pod.Status.ContainerStatuses[0].LastState = new V1ContainerState { Terminated = new V1ContainerStateTerminated { ExitCode = RaftKvExitCodes.DataInconsistent } };
+        var problem = PodProblems.Of(pod);
+        Assert.NotNull(problem);
+        Assert.Equal(ConditionReasons.DataInconsistent, problem.Reason);
+        Assert.Contains("found data inconsistency with peers", problem.Message, StringComparison.Ordinal);
+        Assert.Contains($"kubectl delete pvc data-{pod.Metadata.Name} --wait=false && kubectl delete pod {pod.Metadata.Name}", problem.Message, StringComparison.Ordinal);
+        Assert.False(PodProblems.LostItsData(pod)); // the operator does not replace it (and so clear its data) on its own
+    }
+
     [Theory]
     [InlineData("ErrImagePull", ConditionReasons.ImagePullFailed)]
     [InlineData("ImagePullBackOff", ConditionReasons.ImagePullFailed)]

@@ -63,6 +63,16 @@ internal static class PodProblems
                     $"container {container.Name} image {container.Image} cannot be pulled ({detail}); check spec.version or spec.image");
             }
 
+            if (reason == "CrashLoopBackOff" && container.LastState?.Terminated?.ExitCode == RaftKvExitCodes.DataInconsistent)
+            {
+                // Not cleared by the operator on its own: deleting a volume is left to a person who read the member's log.
+                var name = pod.Metadata?.Name;
+                return new PodProblem(ConditionReasons.DataInconsistent,
+                    $"{name} refused to start: its store differs from its peers' (raftkv exit code {RaftKvExitCodes.DataInconsistent}, " +
+                    $"'found data inconsistency with peers'; see kubectl logs {name} -c {container.Name}). Clear its volume and the member is " +
+                    $"replaced: kubectl delete pvc {Builders.ClusterObjectBuilder.DataVolume}-{name} --wait=false && kubectl delete pod {name}");
+            }
+
             if (reason == "CrashLoopBackOff")
             {
                 return new PodProblem(ConditionReasons.CrashLoopBackOff,

@@ -32,6 +32,7 @@ internal sealed record PodProblem(string Reason, string Message)
         ConditionReasons.ImagePullFailed,
         ConditionReasons.CrashLoopBackOff,
         ConditionReasons.ContainerCannotRun,
+        ConditionReasons.DataInconsistent,
     };
 }
 

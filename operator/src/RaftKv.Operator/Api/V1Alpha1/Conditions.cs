@@ -48,4 +48,10 @@ internal static class ConditionReasons
 
     /// <summary>A member pod's container could not be created or started (bad configuration, missing ConfigMap key).</summary>
     public const string ContainerCannotRun = "ContainerCannotRun";
+
+    /// <summary>
+    /// A member refused to start because its store differs from its peers' (raftkv's initial corruption check, exit code
+    /// <see cref="RaftKvExitCodes.DataInconsistent"/>): its volume holds damaged data and must be cleared.
+    /// </summary>
+    public const string DataInconsistent = "DataInconsistent";
 }
