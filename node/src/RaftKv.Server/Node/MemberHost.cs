@@ -506,6 +506,12 @@ internal sealed partial class MemberHost : IAsyncDisposable
                 await Member.TransferLeadershipAsync(target, bound.Token).ConfigureAwait(false);
                 LogHandedOver(_logger, Member.MemberId, target);
             }
+            else if (status.SoftState.Role == RaftKv.Raft.StateRole.Leader && status.Progress.Count > 1)
+            {
+                // Said out loud: a leader that cannot reach any voter (its network already gone) leaves the others
+                // without a leader for an election timeout.
+                LogHandoverFailed(_logger, Member.MemberId, "no voter it heard from recently is connected");
+            }
         }
         catch (Exception e) when (e is OperationCanceledException or RpcException or ObjectDisposedException or InvalidOperationException)
         {
