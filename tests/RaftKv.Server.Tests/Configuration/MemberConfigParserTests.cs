@@ -102,6 +102,8 @@ public sealed class MemberConfigParserTests
     [InlineData(new[] { "--initial-cluster=default=http://localhost:2380,default2", }, "\"default2\" is not name=peerURL")]
     [InlineData(new[] { "--auto-compaction-mode=revision", "--auto-compaction-retention=1h" }, "invalid auto compaction retention \"1h\" for mode revision")]
     [InlineData(new[] { "positional" }, "'positional' is not a flag")]
+    [InlineData(new[] { "--experimental-corrupt-check-time=5" }, "invalid value \"5\" for flag -experimental-corrupt-check-time")]
+    [InlineData(new[] { "--experimental-initial-corrupt-check=maybe" }, "invalid value \"maybe\" for flag -experimental-initial-corrupt-check: expected true or false")]
     public void Bad_input_is_refused_with_a_message_that_says_what_to_change(string[] args, string expected)
     {
         var error = Assert.Throws<ConfigException>(() => MemberConfigParser.Parse(args, NoEnvironment));
@@ -131,5 +133,26 @@ public sealed class MemberConfigParserTests
         var config = MemberConfigParser.Parse([$"--auto-compaction-mode={mode}", $"--auto-compaction-retention={retention}"], NoEnvironment);
 
         Assert.Equal(retention, config.AutoCompactionRetention);
+    }
+
+    [Fact]
+    public void The_corruption_checks_are_etcds_flags_with_the_initial_check_on_by_default()
+    {
+        var defaults = MemberConfigParser.Parse([], NoEnvironment);
+        Assert.True(defaults.InitialCorruptCheck);
+        Assert.Equal(TimeSpan.Zero, defaults.CorruptCheckTime);
+
+        var off = MemberConfigParser.Parse(["--experimental-initial-corrupt-check=false", "--experimental-corrupt-check-time", "5m"], NoEnvironment);
+        Assert.False(off.InitialCorruptCheck);
+        Assert.Equal(TimeSpan.FromMinutes(5), off.CorruptCheckTime);
+
+        var fromEnvironment = MemberConfigParser.Parse([], new Dictionary<string, string>
+        {
+            ["ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK"] = "false",
+            ["ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME"] = "90s",
+        });
+        Assert.False(fromEnvironment.InitialCorruptCheck);
+        Assert.Equal(TimeSpan.FromSeconds(90), fromEnvironment.CorruptCheckTime);
+        Assert.True(MemberConfigParser.Parse(["--experimental-initial-corrupt-check"], NoEnvironment).InitialCorruptCheck);
     }
 }
