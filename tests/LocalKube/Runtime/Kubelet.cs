@@ -8,7 +8,7 @@ namespace LocalKube.Runtime;
 /// <summary>The kubelet of all simulated nodes: runs each scheduled pod's containers as local processes (one
 /// <see cref="PodWorker"/> per pod), and publishes pod and service names in the hosts file. A pod deleted with a
 /// grace period is stopped by its worker (SIGTERM, then SIGKILL after the grace period) and then removed.</summary>
-internal sealed class Kubelet(ResourceService service, RuntimeOptions options, PodNetwork network, ILogger logger) : ControllerLoop(service.Store, logger, TimeSpan.FromSeconds(1))
+internal sealed partial class Kubelet(ResourceService service, RuntimeOptions options, PodNetwork network, ILogger logger) : ControllerLoop(service.Store, logger, TimeSpan.FromSeconds(1))
 {
     private readonly ConcurrentDictionary<string, PodWorker> _workers = new(StringComparer.Ordinal);
 
@@ -65,6 +65,51 @@ internal sealed class Kubelet(ResourceService service, RuntimeOptions options, P
         }
 
         PublishNames(pods);
+        ReclaimVolumes(pods);
+    }
+
+    /// <summary>
+    /// A claim's volume is the directory volumes/NAMESPACE/CLAIM; once the claim is deleted and no pod names it, the
+    /// directory goes (a dynamically provisioned volume's reclaim policy is Delete), so a new claim of the same name
+    /// starts empty, as on a real cluster.
+    /// </summary>
+    private void ReclaimVolumes(List<JsonObject> pods)
+    {
+        var root = Path.Combine(options.Root, "volumes");
+        if (!Directory.Exists(root))
+        {
+            return;
+        }
+
+        var pvcType = service.Registry.Find("", "v1", "persistentvolumeclaims")!;
+        var claims = service.Store.List(pvcType.StorageKey, null).Select(c => (c.Namespace, c.Name)).ToHashSet();
+        var used = pods
+            .SelectMany(p => (p["spec"]?["volumes"] as JsonArray ?? []).OfType<JsonObject>()
+                .Select(v => (Meta.Namespace(p), Meta.Str(v["persistentVolumeClaim"]?["claimName"]))))
+            .Where(x => x.Item2 is not null)
+            .ToHashSet();
+        foreach (var nsDir in Directory.EnumerateDirectories(root))
+        {
+            var ns = Path.GetFileName(nsDir);
+            foreach (var claimDir in Directory.EnumerateDirectories(nsDir))
+            {
+                var claim = Path.GetFileName(claimDir);
+                if (claims.Contains((ns, claim)) || used.Contains((ns, claim)))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    Directory.Delete(claimDir, recursive: true);
+                    LogVolumeReclaimed(Logger, ns, claim);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // Retried on the next pass.
+                }
+            }
+        }
     }
 
     private void PublishNames(List<JsonObject> pods)
@@ -97,6 +142,9 @@ internal sealed class Kubelet(ResourceService service, RuntimeOptions options, P
 
         network.Publish(entries);
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "volume of deleted claim {Namespace}/{Claim} removed")]
+    private static partial void LogVolumeReclaimed(ILogger logger, string @namespace, string claim);
 
     /// <summary>Stops every pod's processes (when the control plane shuts down).</summary>
     public async Task StopAllAsync()

@@ -5,8 +5,8 @@ using LocalKube.Api;
 namespace LocalKube.Runtime;
 
 /// <summary>StatefulSets: pods NAME-0..NAME-(n-1) with stable names, hostname and subdomain; PVCs from
-/// volumeClaimTemplates (TEMPLATE-NAME-i) created before their pod and kept when the pod goes (or the set
-/// shrinks). OrderedReady creates one pod at a time, each after all lower ordinals are Ready, and removes the
+/// volumeClaimTemplates (TEMPLATE-NAME-i) created before their pod and kept when the pod goes, and when the set
+/// shrinks unless <c>persistentVolumeClaimRetentionPolicy.whenScaled</c> is Delete. OrderedReady creates one pod at a time, each after all lower ordinals are Ready, and removes the
 /// highest ordinal first, one at a time; Parallel does both at once. RollingUpdate replaces pods whose revision is
 /// old, from the highest ordinal down to the partition, one at a time and only while all pods are Ready;
 /// OnDelete only gives new pods the new template. Revisions are template hashes (no ControllerRevision
@@ -91,6 +91,13 @@ internal sealed class StatefulSetController(ResourceService service, ILogger log
                 }
             }
 
+            // persistentVolumeClaimRetentionPolicy.whenScaled: Delete (Kubernetes 1.27+, on by default; GA in 1.32): the
+            // claims of ordinals at or above the desired count go once their pod is gone.
+            if (Meta.Str(spec["persistentVolumeClaimRetentionPolicy"]?["whenScaled"]) == "Delete")
+            {
+                DeleteScaledDownClaims(sts, desired, pods);
+            }
+
             // Rolling update: one old pod at a time, highest ordinal first, down to the partition.
             var strategy = spec["updateStrategy"] as JsonObject;
             if ((Meta.Str(strategy?["type"]) ?? "RollingUpdate") == "RollingUpdate")
@@ -161,6 +168,26 @@ internal sealed class StatefulSetController(ResourceService service, ILogger log
         }
 
         return pod;
+    }
+
+    private void DeleteScaledDownClaims(JsonObject sts, int desired, Dictionary<int, JsonObject> pods)
+    {
+        var pvcType = Type("", "persistentvolumeclaims");
+        var ns = Meta.Namespace(sts);
+        var name = Meta.Name(sts)!;
+        var prefixes = (sts["spec"]?["volumeClaimTemplates"] as JsonArray ?? []).OfType<JsonObject>().Select(t => $"{Meta.Name(t)}-{name}-").ToList();
+        foreach (var claim in All("", "persistentvolumeclaims", ns).Where(c => !Meta.IsDeleting(c)))
+        {
+            var claimName = Meta.Name(claim)!;
+            foreach (var prefix in prefixes.Where(p => claimName.StartsWith(p, StringComparison.Ordinal)))
+            {
+                if (int.TryParse(claimName.AsSpan(prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var ordinal)
+                    && ordinal >= desired && !pods.ContainsKey(ordinal))
+                {
+                    Try(() => Service.Delete(pvcType, ns, claimName, new DeleteOptions()));
+                }
+            }
+        }
     }
 
     private void EnsureClaims(JsonObject sts, int ordinal)

@@ -65,7 +65,7 @@ internal static class OperatorScenarios
         Make("operator-killed-mid-rolling-update", KilledMidRollingUpdateAsync),
         Make("pods-killed-while-scaling", PodsKilledWhileScalingAsync),
         Make("apiserver-restarted-while-scaling", ApiServerRestartedWhileScalingAsync),
-        RandomSpecScenario.Make("random-specs-short", false, RandomSpecScenario.Short),
+        RandomSpecScenario.Make("random-specs-short", true, RandomSpecScenario.Short),
         RandomSpecScenario.Make("random-specs", false, RandomSpecScenario.Long),
     ];
 

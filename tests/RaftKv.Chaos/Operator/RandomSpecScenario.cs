@@ -119,7 +119,7 @@ internal static class RandomSpecScenario
             for (var e = 0; e < plan.Edits; e++)
             {
                 // After an invalid spec was accepted, the next edit fixes it.
-                var invalid = !brokenInPlace && random.Next(2) == 0;
+                var invalid = !brokenInPlace && random.Next(5) < 2;
                 var candidate = current.DeepClone().AsObject();
                 if (invalid)
                 {
