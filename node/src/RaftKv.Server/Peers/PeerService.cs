@@ -65,10 +65,17 @@ internal sealed class PeerService : Wire.Peer.PeerBase
 
     private async Task ReceiveAsync(IAsyncStreamReader<Wire.MessageBatch> requestStream, CancellationToken cancellationToken)
     {
+        // One sender per stream: its counter is looked up once, not per batch.
+        (ulong From, Prometheus.Counter.Child Bytes)? received = null;
         await foreach (var batch in requestStream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
         {
             Check(batch.ClusterId, batch.From, batch.To);
-            _metrics.PeerReceivedBytes.WithLabels(NodeMetrics.IdLabel(batch.From)).Inc(batch.CalculateSize());
+            if (received?.From != batch.From)
+            {
+                received = (batch.From, _metrics.PeerReceivedBytes.WithLabels(NodeMetrics.IdLabel(batch.From)));
+            }
+
+            received.Value.Bytes.Inc(batch.CalculateSize());
             foreach (var m in batch.Messages)
             {
                 Message decoded;

@@ -182,6 +182,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
         private readonly Channel<(Message Message, long Enqueued)> _queue;
         private readonly CancellationTokenSource _stop;
         private readonly string _label;
+        private readonly Prometheus.Counter.Child _sentBytes;
         private readonly Lock _channelLock = new();
         private IReadOnlyList<Uri> _urls;
         private int _urlIndex;
@@ -199,6 +200,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
             _urls = urls;
             Rtt = new LatencyWindow(TimeSpan.FromMinutes(1), owner._time);
             _label = NodeMetrics.IdLabel(id);
+            _sentBytes = owner._metrics.PeerSentBytes.WithLabels(_label); // looked up once, not per batch
             _stop = CancellationTokenSource.CreateLinkedTokenSource(owner._stopping.Token);
             _queue = Channel.CreateBounded<(Message, long)>(new BoundedChannelOptions(owner._options.QueueCapacity)
             {
@@ -368,7 +370,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
                         unsent = batch;
                         await call.RequestStream.WriteAsync(batch, ct).ConfigureAwait(false);
                         unsent = null;
-                        _owner._metrics.PeerSentBytes.WithLabels(_label).Inc(batch.CalculateSize());
+                        _sentBytes.Inc(batch.CalculateSize());
                         if (!announced)
                         {
                             announced = true;
