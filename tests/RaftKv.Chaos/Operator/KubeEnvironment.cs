@@ -182,8 +182,25 @@ internal sealed class KubeEnvironment : IAsyncDisposable
         process.Dispose();
     }
 
+    /// <summary>
+    /// Polls the operator's /healthz for up to 60 s (the first request JIT-compiles the endpoint, which takes seconds on a
+    /// loaded machine); says what is wrong if it never answered "ok" or the process is gone, else null.
+    /// </summary>
+    public async Task<string?> OperatorHealthProblemAsync(CancellationToken cancellationToken)
+    {
+        var health = "";
+        for (var until = DateTime.UtcNow + TimeSpan.FromSeconds(60); health != "ok" && DateTime.UtcNow < until;)
+        {
+            health = await OperatorHealthAsync(cancellationToken);
+        }
+
+        return health != "ok" || !OperatorRunning
+            ? $"the operator's /healthz answered '{health}' for 60 s (process running: {OperatorRunning})"
+            : null;
+    }
+
     /// <summary>The operator's /healthz answer, or the error.</summary>
-    public async Task<string> OperatorHealthAsync(CancellationToken cancellationToken)
+    private async Task<string> OperatorHealthAsync(CancellationToken cancellationToken)
     {
         try
         {

@@ -236,15 +236,9 @@ internal static class RandomSpecScenario
         problems.AddRange((await writer.VerifyAsync(channel, cancellationToken)).Take(5));
         problems.AddRange(await RestartsAsync(env, Cluster, cancellationToken));
         problems.AddRange(env.OperatorCrashes);
-        var health = "";
-        for (var until = DateTime.UtcNow + TimeSpan.FromSeconds(60); health != "ok" && DateTime.UtcNow < until;)
+        if (await env.OperatorHealthProblemAsync(cancellationToken) is { } unhealthy)
         {
-            health = await env.OperatorHealthAsync(cancellationToken);
-        }
-
-        if (health != "ok" || !env.OperatorRunning)
-        {
-            problems.Add($"the operator's /healthz answered '{health}' for 60 s (process running: {env.OperatorRunning})");
+            problems.Add(unhealthy);
         }
 
         var events = await env.OperatorEventsAsync(cancellationToken);

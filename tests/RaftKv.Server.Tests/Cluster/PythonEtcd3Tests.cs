@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 
 namespace RaftKv.Server.Tests.Cluster;
 
@@ -89,26 +90,11 @@ public sealed class PythonEtcd3Tests
         await using var cluster = await TestCluster.StartAsync();
         await cluster.WaitForLeaderAsync();
 
-        var psi = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(Python);
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(Script);
         psi.ArgumentList.Add(cluster.Endpoint(1));
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        finally
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true);
-            }
-        }
-
-        Assert.True(process.ExitCode == 0 && (await stdout).Trim() == "OK", $"exit {process.ExitCode}\nstdout: {await stdout}\nstderr: {await stderr}");
+        var (code, stdout, stderr) = await ChildProcess.RunAsync(psi, TimeSpan.FromSeconds(60));
+        Assert.True(code == 0 && stdout.Trim() == "OK", $"exit {code?.ToString(CultureInfo.InvariantCulture) ?? "none (killed after 60 s)"}\nstdout: {stdout}\nstderr: {stderr}");
     }
 }

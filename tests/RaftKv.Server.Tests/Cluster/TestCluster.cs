@@ -210,13 +210,7 @@ internal static class Etcdctl
     /// <summary>Runs with <paramref name="input"/> on stdin (etcdctl txn reads its operations there).</summary>
     public static async Task<(int Code, string Stdout, string Stderr)> RunWithInputAsync(string endpoints, string input, params string[] args)
     {
-        var psi = new ProcessStartInfo(Path)
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
+        var psi = new ProcessStartInfo(Path);
         psi.Environment["ETCDCTL_API"] = "3";
         psi.ArgumentList.Add("--endpoints=" + endpoints);
         psi.ArgumentList.Add("--command-timeout=10s");
@@ -225,23 +219,10 @@ internal static class Etcdctl
             psi.ArgumentList.Add(a);
         }
 
-        using var process = Process.Start(psi)!;
-        await process.StandardInput.WriteAsync(input);
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        return (process.ExitCode, await stdout, await stderr);
+        var (code, stdout, stderr) = await ChildProcess.RunAsync(psi, TimeSpan.FromSeconds(30), input);
+        return code is { } exited
+            ? (exited, stdout, stderr)
+            : throw new OperationCanceledException($"etcdctl {string.Join(' ', args)} did not exit within 30 s; stdout: {stdout}\nstderr: {stderr}");
     }
 
     /// <summary>Runs and asserts success; returns stdout.</summary>

@@ -204,27 +204,15 @@ public sealed class CorruptionCheckTests
 
     private static async Task<(int Code, string Stdout, string Stderr)> RunToExitAsync(IEnumerable<string> args)
     {
-        var psi = new ProcessStartInfo(Program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(Program);
         foreach (var a in args)
         {
             psi.ArgumentList.Add(a);
         }
 
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"the member neither refused nor stopped within 60 s; stdout so far: {await stdout}");
-        }
-
-        return (process.ExitCode, await stdout, await stderr);
+        var (code, stdout, stderr) = await ChildProcess.RunAsync(psi, TimeSpan.FromSeconds(60));
+        Assert.True(code is not null, $"the member neither refused nor stopped within 60 s; stdout so far: {stdout}");
+        return (code.Value, stdout, stderr);
     }
 
     private static async Task StopAsync(Process process)
