@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using RaftKv.Raft;
 using RaftKv.Storage.Mvcc;
@@ -121,6 +122,92 @@ public sealed class DurableRaftLogTests
         var files = Directory.GetFiles(DurableRaftLog.SnapDirectory(dir.Path), "*.snap").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
         Assert.True(files.Count == expectedFiles, $"--max-snapshots {maxSnapshots}: kept {string.Join(", ", files)}");
         Assert.EndsWith("-000000000000003c.snap", files[^1], StringComparison.Ordinal); // the newest always stays
+    }
+
+    /// <summary>
+    /// A member persists entries before it applies them, so its snapshots (of what is applied) name an index a few entries
+    /// behind the WAL's end; with segments cut every few entries a snapshot's marker sometimes opens a new segment. The log
+    /// must reopen after every snapshot, whatever the lag, with the entries after the snapshot intact.
+    /// </summary>
+    [Theory]
+    [InlineData(0UL)]
+    [InlineData(1UL)]
+    [InlineData(3UL)]
+    [InlineData(6UL)]
+    public async Task The_log_reopens_after_every_snapshot_when_applying_lags_behind_persisting(ulong lag)
+    {
+        using var dir = new TempDir();
+        var options = new WalOptions { SegmentSizeBytes = 2048 };
+        var conf = new ConfState([1, 2, 3]);
+        var log = DurableRaftLog.Open(dir.Path, Me, options);
+        try
+        {
+            var markersOpeningSegments = 0;
+            var random = new Random(1000 + (int)lag); // irregular snapshot spacing, so cuts fall at every position
+            var nextSnapshot = (ulong)random.Next(1, 12);
+            for (ulong i = 1; i <= 400; i++)
+            {
+                await log.SaveAsync([E(i, 1)], new HardState(1, 1, i));
+                var applied = i - Math.Min(i, lag);
+                if (applied >= nextSnapshot)
+                {
+                    nextSnapshot = applied + (ulong)random.Next(1, 12);
+                    // A segment named after the next entry was cut right after entry i: the marker will be its first record.
+                    if (log.Wal.SegmentNames[^1].EndsWith(string.Create(CultureInfo.InvariantCulture, $"-{i + 1:x16}.wal"), StringComparison.Ordinal))
+                    {
+                        markersOpeningSegments++;
+                    }
+
+                    await log.CreateSnapshotAsync(applied, conf, Encoding.UTF8.GetBytes($"state at {applied}"), catchUpEntries: 2);
+
+                    log.Dispose();
+                    log = DurableRaftLog.Open(dir.Path, Me, options);
+                    Assert.True((log.FirstIndex(), log.LastIndex()) == (applied + 1, i),
+                        $"lag {lag}: after the snapshot at {applied} with {i} persisted the log reopened as {log.FirstIndex()}..{log.LastIndex()}; segments {string.Join(", ", log.Wal.SegmentNames)}");
+                    Assert.Equal(Enumerable.Range((int)applied + 1, (int)(i - applied)).Select(k => (ulong)k), log.Entries(applied + 1, i + 1, ulong.MaxValue).Select(e => e.Index));
+                }
+            }
+
+            Assert.True(markersOpeningSegments > 0, $"lag {lag}: no snapshot marker opened a segment, so the case was not exercised");
+        }
+        finally
+        {
+            log.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_log_whose_oldest_segment_was_lost_between_a_snapshot_and_the_next_entry_is_refused()
+    {
+        using var dir = new TempDir();
+        var options = new WalOptions { SegmentSizeBytes = 2048 };
+        ulong persisted;
+        string lost;
+        using (var log = DurableRaftLog.Open(dir.Path, Me, options))
+        {
+            ulong i = 0;
+            do
+            {
+                i++;
+                await log.SaveAsync([E(i, 1)], new HardState(1, 1, i));
+            }
+            while (log.Wal.SegmentNames.Count < 2);
+
+            // The snapshot's marker opens the new segment; entries i-2..i stay in the segment before it.
+            await log.CreateSnapshotAsync(i - 3, new ConfState([1]), Encoding.UTF8.GetBytes("state"));
+            persisted = i + 5;
+            for (var j = i + 1; j <= persisted; j++)
+            {
+                await log.SaveAsync([E(j, 1)], new HardState(1, 1, j));
+            }
+
+            lost = Path.Combine(log.Wal.Directory, log.Wal.SegmentNames[0]);
+            Assert.Equal(2, log.Wal.SegmentNames.Count);
+        }
+
+        File.Delete(lost); // no snapshot covers the entries it held
+        var e = Assert.Throws<WalCorruptException>(() => DurableRaftLog.Open(dir.Path, Me, options).Dispose());
+        Assert.True(e.Message.Contains("entries in between are lost", StringComparison.Ordinal), e.Message);
     }
 
     [Fact]

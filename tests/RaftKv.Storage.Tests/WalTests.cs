@@ -192,6 +192,51 @@ public sealed class WalTests
         Assert.All(c.Entries, e => Assert.Equal(2UL, e.Term));
     }
 
+    /// <summary>
+    /// A member applies behind what it has persisted, so the marker of a snapshot taken just after a segment was cut can be the
+    /// first record of the new segment while naming an index below that segment's first entry. Once a later snapshot releases
+    /// the segment before it, the log read from the oldest kept segment starts with that marker: the entries between the
+    /// marker and the segment's first entry lie in the released segment, covered by the later snapshot, and are not missing.
+    /// </summary>
+    [Theory]
+    [InlineData(1UL)]
+    [InlineData(2UL)]
+    [InlineData(6UL)]
+    public async Task A_wal_reopens_when_its_oldest_kept_segment_starts_with_a_marker_older_than_its_first_entry(ulong appliedLag)
+    {
+        using var dir = new TempDir();
+        var options = new WalOptions { SegmentSizeBytes = 4096 };
+        ulong lastBeforeCut;
+        ulong released;
+        using (var wal = WriteAheadLog.Create(dir.Path, Me, options))
+        {
+            ulong i = 0;
+            do
+            {
+                i++;
+                await wal.AppendAsync([E(i, size: 100)], new HardState(1, 0, i));
+            }
+            while (wal.SegmentNames.Count < 2);
+
+            lastBeforeCut = i; // the new segment is empty: the next record written is its first
+            await wal.SaveSnapshotAsync(new WalSnapshot(lastBeforeCut - appliedLag, 1, new ConfState([1])));
+            for (var j = lastBeforeCut + 1; j <= lastBeforeCut + 10; j++)
+            {
+                await wal.AppendAsync([E(j, size: 100)], new HardState(1, 0, j));
+            }
+
+            released = lastBeforeCut + 5;
+            await wal.SaveSnapshotAsync(new WalSnapshot(released, 1, new ConfState([1])));
+            wal.ReleaseTo(released);
+            Assert.True(wal.SegmentNames.Count == 1, $"segments kept: {string.Join(", ", wal.SegmentNames)}");
+        }
+
+        var (w, c) = WriteAheadLog.Open(dir.Path, Me, WalSnapshot.Zero, options);
+        w.Dispose();
+        AssertEntries(c.Entries, lastBeforeCut + 1, lastBeforeCut + 10);
+        Assert.Equal([lastBeforeCut - appliedLag, released], c.Snapshots.Select(s => s.Index));
+    }
+
     [Fact]
     public async Task A_data_dir_of_another_member_is_refused()
     {

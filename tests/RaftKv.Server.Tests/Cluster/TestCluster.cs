@@ -190,6 +190,11 @@ internal sealed class TestCluster : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Task.WhenAll(Enumerable.Range(0, _hosts.Length).Select(StopMemberAsync));
+        if (Environment.GetEnvironmentVariable("RAFTKV_KEEP_TEST_DATA") is not null)
+        {
+            return; // kept for a post-mortem (e.g. to read a member's WAL after a failed restart)
+        }
+
         try
         {
             _root.Delete(recursive: true);

@@ -717,7 +717,8 @@ public sealed partial class WriteAheadLog : IDisposable
     {
         private readonly List<Entry> _entries = [];
         private ulong _base;
-        private bool _baseInferred; // _base came from the oldest kept entry, not from a snapshot
+        private bool _baseInferred; // _base came from the oldest kept record (an entry, or a marker before any entry), not from a snapshot
+        private bool _sawEntry;
 
         public WalMetadata? Metadata { get; private set; }
 
@@ -756,10 +757,15 @@ public sealed partial class WriteAheadLog : IDisposable
                         var end = Math.Max(_base, start.Index) + (ulong)_entries.Count;
                         if (snap.Index > end)
                         {
-                            // A snapshot from the leader jumped past our log: the log continues after it.
+                            // A snapshot from the leader jumped past our log: the log continues after it. Or, when no entry
+                            // was read yet, the oldest kept segment opens with the marker of a snapshot taken right after that
+                            // segment was cut: a member snapshots what it has applied, a few entries behind what it persisted,
+                            // so the entries between the marker and the segment's first entry lie in the released segment
+                            // before it. There the start of the log stays inferred until the first entry; the member's log
+                            // checks it against the newest snapshot (DurableRaftLog.Open).
                             _entries.Clear();
                             _base = snap.Index;
-                            _baseInferred = false;
+                            _baseInferred = start.Index == 0 && !_sawEntry;
                         }
 
                         LastIndex = Math.Max(LastIndex, snap.Index);
@@ -775,13 +781,15 @@ public sealed partial class WriteAheadLog : IDisposable
         private void AcceptEntry(Entry e, string path, long offset)
         {
             LastIndex = e.Index;
+            var first = !_sawEntry;
+            _sawEntry = true;
             if (e.Index <= start.Index)
             {
                 return;
             }
 
             // Opened without a snapshot: after released segments the log starts wherever its oldest kept entry is.
-            if (_entries.Count == 0 && start.Index == 0 && _base == 0)
+            if (first && start.Index == 0)
             {
                 _base = e.Index - 1;
                 _baseInferred = true;
