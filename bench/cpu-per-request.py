@@ -1,0 +1,223 @@
+#!/usr/bin/python3
+"""CPU and latency per single-client request, raftkv against etcd side by side.
+
+Starts one 3-member cluster per system on loopback free ports (the same etcd command lines for each), warms each up
+with sequential puts, then runs rounds of sequential 256 B puts and linearizable gets from python3-etcd3 against each
+leader, alternating the systems within every round so they meet the same noise. For every round and system it prints
+the members' CPU (utime+stime from /proc/PID/stat, summed over the three members) per request and the wall-clock
+p50/p90 per request. Compare systems within one run: this machine is shared and its absolute figures wander.
+
+Usage:
+  bench/cpu-per-request.py [--system NAME=PROGRAM ...] [--puts N] [--gets N] [--rounds N] [--warmup N] [--perf SYSTEM]
+
+Defaults: raftkv=bin/raftkv and etcd=/usr/bin/etcd, 1000 puts and 1000 gets per round, 3 rounds, 1500 warm-up puts.
+A system may be given twice under different names (say, a build of main and a build of a branch).
+--perf NAME records `perf record -F 2000 -g` of that system's members during its puts of the last round
+(perf.data in the run's temp dir, printed at the end; raftkv members then run with DOTNET_PerfMapEnabled=1).
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import etcd3
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_ports(n):
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total
+
+
+class Cluster:
+    def __init__(self, name, program, root, perf_map):
+        self.name = name
+        self.root = os.path.join(root, name)
+        os.makedirs(self.root)
+        ports = free_ports(6)
+        self.client_ports = ports[:3]
+        names = ["m1", "m2", "m3"]
+        initial = ",".join(f"{n}=http://127.0.0.1:{ports[3 + i]}" for i, n in enumerate(names))
+        env = dict(os.environ)
+        if perf_map:
+            env["DOTNET_PerfMapEnabled"] = "1"
+            env["DOTNET_EnableWriteXorExecute"] = "0"
+        self.procs = []
+        for i, n in enumerate(names):
+            log = open(os.path.join(self.root, n + ".log"), "w")
+            args = [program, "--name", n, "--data-dir", os.path.join(self.root, n),
+                    "--listen-client-urls", f"http://127.0.0.1:{ports[i]}",
+                    "--advertise-client-urls", f"http://127.0.0.1:{ports[i]}",
+                    "--listen-peer-urls", f"http://127.0.0.1:{ports[3 + i]}",
+                    "--initial-advertise-peer-urls", f"http://127.0.0.1:{ports[3 + i]}",
+                    "--initial-cluster", initial, "--initial-cluster-token", "cpu-" + name,
+                    "--initial-cluster-state", "new"]
+            self.procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                               cwd=self.root, start_new_session=True))
+        self.pids = [p.pid for p in self.procs]
+        self.leader = None
+
+    def wait_leader(self, timeout=60):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"{self.name}: member {p.pid} exited with {p.returncode}; see {self.root}")
+            try:
+                c = etcd3.client("127.0.0.1", self.client_ports[0], timeout=2)
+                leader = c.status().leader
+                url = leader.client_urls[0]
+                port = int(url.rsplit(":", 1)[1])
+                self.leader = etcd3.client("127.0.0.1", port, timeout=10)
+                self.leader.put("probe", "x")
+                return
+            except Exception as e:  # not up yet
+                last = e
+                time.sleep(0.2)
+        raise RuntimeError(f"{self.name}: no leader within {timeout} s ({last}); see {self.root}")
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+        for p in self.procs:
+            p.wait()
+
+
+def run_puts(cluster, n, value, key_space=100000):
+    lat = []
+    c = cluster.leader
+    before, sw = cpu_ticks(cluster.pids), switches(cluster.pids)
+    for i in range(n):
+        t = time.perf_counter()
+        c.put(f"k{(i * 7919) % key_space:07d}", value)
+        lat.append(time.perf_counter() - t)
+    after, sw = cpu_ticks(cluster.pids), switches(cluster.pids) - sw
+    return lat, (after - before) / CLK_TCK / n, sw / n
+
+
+def run_gets(cluster, n):
+    lat = []
+    c = cluster.leader
+    before, sw = cpu_ticks(cluster.pids), switches(cluster.pids)
+    for i in range(n):
+        t = time.perf_counter()
+        c.get(f"k{(i * 7919) % 1000:07d}")  # linearizable (python3-etcd3's default)
+        lat.append(time.perf_counter() - t)
+    after, sw = cpu_ticks(cluster.pids), switches(cluster.pids) - sw
+    return lat, (after - before) / CLK_TCK / n, sw / n
+
+
+def switches(pids):
+    """Context switches summed over every thread of the members (thread hops: each wake of a sleeping thread is one)."""
+    total = 0
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                            total += int(line.split()[1])
+            except FileNotFoundError:
+                pass  # thread ended meanwhile
+    return total
+
+
+def pct(lat, q):
+    s = sorted(lat)
+    return s[min(len(s) - 1, int(q * len(s)))] * 1000
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--system", action="append", default=[], metavar="NAME=PROGRAM")
+    ap.add_argument("--puts", type=int, default=1000)
+    ap.add_argument("--gets", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1500)
+    ap.add_argument("--perf", metavar="NAME")
+    a = ap.parse_args()
+    systems = a.system or [f"raftkv={os.path.join(here, 'bin', 'raftkv')}", "etcd=/usr/bin/etcd"]
+    systems = [s.split("=", 1) for s in systems]
+    for name, program in systems:
+        if not os.access(program, os.X_OK):
+            sys.exit(f"{program} is not an executable program (build raftkv with `make build` first)")
+
+    root = tempfile.mkdtemp(prefix="cpu-per-request-")
+    clusters = []
+    perf = None
+
+    def cleanup(*_):
+        if perf is not None and perf.poll() is None:
+            perf.send_signal(signal.SIGINT)
+            perf.wait()
+        for c in clusters:
+            c.stop()
+
+    signal.signal(signal.SIGTERM, lambda *_: (cleanup(), sys.exit(1)))
+    try:
+        for name, program in systems:
+            clusters.append(Cluster(name, program, root, perf_map=(name == a.perf)))
+        for c in clusters:
+            c.wait_leader()
+        value = b"v" * 256
+        for c in clusters:
+            run_puts(c, a.warmup, value)
+            run_gets(c, a.warmup // 3)
+        print(f"load average at start: {os.getloadavg()[0]:.2f}; {a.puts} puts and {a.gets} linearizable gets per round")
+        print("| round | system | put CPU/req (ms, 3 members) | put switches/req | put p50 (ms) | put p90 | "
+              "lin. get CPU/req | get switches/req | get p50 | get p90 | load |")
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in range(a.rounds):
+            order = clusters if r % 2 == 0 else list(reversed(clusters))
+            for c in order:
+                if a.perf == c.name and r == a.rounds - 1:
+                    perf = subprocess.Popen(["perf", "record", "-F", "2000", "-g", "-o", os.path.join(root, "perf.data"),
+                                             "-p", ",".join(map(str, c.pids))],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(1)
+                put_lat, put_cpu, put_sw = run_puts(c, a.puts, value)
+                if perf is not None and perf.poll() is None:
+                    perf.send_signal(signal.SIGINT)
+                    perf.wait()
+                get_lat, get_cpu, get_sw = (run_gets(c, a.gets) if a.gets > 0 else ([0.0], 0.0, 0.0))
+                print(f"| {r + 1} | {c.name} | {put_cpu * 1000:.2f} | {put_sw:.1f} | {pct(put_lat, 0.5):.3f} | {pct(put_lat, 0.9):.3f} | "
+                      f"{get_cpu * 1000:.2f} | {get_sw:.1f} | {pct(get_lat, 0.5):.3f} | {pct(get_lat, 0.9):.3f} | {os.getloadavg()[0]:.1f} |",
+                      flush=True)
+        if a.perf:
+            print(f"perf data: {os.path.join(root, 'perf.data')}")
+    finally:
+        cleanup()
+        if not a.perf:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
