@@ -56,9 +56,11 @@ public sealed class RandomizedSafetyTests
     [Fact]
     public void The_randomized_runs_catch_a_core_that_grants_votes_without_the_log_check()
     {
-        // Teeth: with the §5.4.1 check switched off, some seed must end in a detected violation.
+        // Teeth: with the §5.4.1 check switched off, some seed must end in a detected violation. (Seeds that detect it
+        // among 1..60 when refused forwarded proposals came back as MsgPropDropped: 1, 2, 21, 24, 38, 40, ...; the message
+        // flow decides which runs reach the unsafe vote, so re-pick them when it changes.)
         var failures = new List<string>();
-        foreach (var seed in new[] { 10, 7, 12 })
+        foreach (var seed in new[] { 1, 2, 21 })
         {
             if (Run(3, seed, c => c with { UnsafeGrantVoteWithoutLogCheck = true }) is { } f)
             {

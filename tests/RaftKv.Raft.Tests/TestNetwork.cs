@@ -36,6 +36,7 @@ internal sealed class TestNetwork
             Applied[id] = [];
             ReadStates[id] = [];
             SoftStates[id] = [];
+            Dropped[id] = [];
             Nodes[id] = new RaftNode(Config(id, storage, configure));
         }
 
@@ -63,6 +64,9 @@ internal sealed class TestNetwork
     public Dictionary<ulong, List<string>> Applied { get; } = [];
 
     public Dictionary<ulong, List<ReadState>> ReadStates { get; } = [];
+
+    /// <summary>Proposals each node forwarded that came back dropped (Ready.DroppedProposals), in order.</summary>
+    public Dictionary<ulong, List<DroppedProposal>> Dropped { get; } = [];
 
     /// <summary>Soft states reported in Readies, per node.</summary>
     public Dictionary<ulong, List<SoftState>> SoftStates { get; } = [];
@@ -103,6 +107,7 @@ internal sealed class TestNetwork
         Applied[id] = [];
         ReadStates[id] = [];
         SoftStates[id] = [];
+        Dropped[id] = [];
         var node = new RaftNode(Config(id, storage, configure));
         Nodes[id] = node;
         return node;
@@ -340,6 +345,7 @@ internal sealed class TestNetwork
         }
 
         ReadStates[id].AddRange(rd.ReadStates);
+        Dropped[id].AddRange(rd.DroppedProposals);
         if (rd.SoftState is { } soft)
         {
             SoftStates[id].Add(soft);

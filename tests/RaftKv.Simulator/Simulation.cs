@@ -287,6 +287,19 @@ internal sealed class Simulation
             Send(node, message);
         }
 
+        // Writes this node forwarded and the receiver dropped were never appended: refused, so the history check holds the
+        // core to that (a refused write that took effect anyway shows up as a value nobody wrote).
+        foreach (var dropped in ready.DroppedProposals)
+        {
+            foreach (var entry in dropped.Entries.Where(e => e.Type == EntryType.Normal && !e.Data.IsEmpty))
+            {
+                if (node.Writes.Remove(KvCommand.Decode(entry.Data.Span).RequestId, out var write))
+                {
+                    Refuse(write, dropped.By, dropped.Reason);
+                }
+            }
+        }
+
         if (_options.HostBug == HostBug.AckBeforeSync)
         {
             foreach (var message in ready.MessagesAfterPersist)
@@ -715,26 +728,30 @@ internal sealed class Simulation
         {
             node.ReadsAwaitingIndex.Remove(operation.RequestId);
             node.Writes.Remove(operation.RequestId);
-            _clock.After(ClientLinkMin + _random.Next((int)ClientLinkSpread), () =>
-            {
-                if (operation.Done)
-                {
-                    return;
-                }
-
-                operation.Refused = true;
-                _stats.Refused++;
-                if (_trace.Enabled)
-                {
-                    _trace.Line($"c{operation.Client} refused #{operation.RequestId} by n{node.Id}: {e.Reason}");
-                }
-
-                Continue(operation);
-            });
+            Refuse(operation, node.Id, e.Reason);
         }
 
         Drain(node);
     }
+
+    /// <summary>The write or read was refused before anything was appended: it takes no part in the history check.</summary>
+    private void Refuse(ClientOperation operation, ulong by, ProposalDropReason reason) =>
+        _clock.After(ClientLinkMin + _random.Next((int)ClientLinkSpread), () =>
+        {
+            if (operation.Done)
+            {
+                return;
+            }
+
+            operation.Refused = true;
+            _stats.Refused++;
+            if (_trace.Enabled)
+            {
+                _trace.Line($"c{operation.Client} refused #{operation.RequestId} by n{by}: {reason}");
+            }
+
+            Continue(operation);
+        });
 
     private void Respond(ClientOperation operation, KvOutput output) =>
         _clock.After(ClientLinkMin + _random.Next((int)ClientLinkSpread), () =>

@@ -62,6 +62,14 @@ public enum MessageType
 
     /// <summary>Answer to <see cref="MsgPreVote"/>; Term is the term asked about when granted.</summary>
     MsgPreVoteResp = 18,
+
+    /// <summary>
+    /// raftkv's own (etcd-io/raft has none, numbered clear of its kinds): a node that dropped a proposal forwarded to it (MsgProp
+    /// from another node: a leader handing over or removed, a node without a leader, the uncommitted-size limit) tells the
+    /// proposer at once instead of letting it wait for its timeout. Entries are the dropped ones, never appended anywhere;
+    /// RejectHint is the <see cref="ProposalDropReason"/>. Term-less, like the MsgProp it answers.
+    /// </summary>
+    MsgPropDropped = 100,
 }
 
 /// <summary>
@@ -101,7 +109,7 @@ public sealed record Message
 
     public bool Reject { get; init; }
 
-    /// <summary>Rejected MsgAppResp: the follower's guess of the highest index where the logs may match.</summary>
+    /// <summary>Rejected MsgAppResp: the follower's guess of the highest index where the logs may match. MsgPropDropped: the <see cref="ProposalDropReason"/>.</summary>
     public ulong RejectHint { get; init; }
 
     /// <summary>Opaque: heartbeat ReadIndex round id, or <see cref="CampaignTransferContext"/> on votes.</summary>

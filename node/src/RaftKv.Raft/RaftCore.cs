@@ -17,6 +17,7 @@ internal sealed class RaftCore
     private readonly Random _random;
     private readonly List<Message> _msgs = [];
     private readonly List<ReadState> _readStates = [];
+    private readonly List<DroppedProposal> _droppedProposals = [];
     private readonly List<Message> _pendingReadIndexMessages = [];
     private readonly ReadOnlyRequests _readOnly = new();
     private readonly Dictionary<ulong, Progress> _progress = [];
@@ -85,6 +86,9 @@ internal sealed class RaftCore
     public List<Message> Messages => _msgs;
 
     public List<ReadState> ReadStates => _readStates;
+
+    /// <summary>Proposals this node forwarded and the receiver dropped (reported by MsgPropDropped), for the next Ready.</summary>
+    public List<DroppedProposal> DroppedProposals => _droppedProposals;
 
     public IReadOnlyDictionary<ulong, Progress> Progress => _progress;
 
@@ -721,6 +725,10 @@ internal sealed class RaftCore
         {
             case MessageType.MsgHup:
                 Hup(transfer: false);
+                return;
+            case MessageType.MsgPropDropped:
+                // In any role: the proposal went nowhere, whoever leads now.
+                _droppedProposals.Add(new DroppedProposal(m.From, (ProposalDropReason)m.RejectHint, m.Entries));
                 return;
             case MessageType.MsgVote or MessageType.MsgPreVote:
                 HandleVoteRequest(m);
@@ -1506,11 +1514,18 @@ internal sealed class RaftCore
         }
     }
 
+    /// <summary>
+    /// A proposal forwarded by <c>m.From</c> was dropped here before anything was appended: tell its proposer (term-less,
+    /// like the MsgProp), so its client gets an answer now rather than a timeout.
+    /// </summary>
+    public void RefuseForwardedProposal(Message m, ProposalDropReason reason) =>
+        Send(new Message { Type = MessageType.MsgPropDropped, To = m.From, Entries = m.Entries, RejectHint = (ulong)reason });
+
     private void Send(Message m)
     {
-        // Proposals and read requests forwarded to the leader are term-less (handled as local there); vote messages
+        // Proposals and read requests forwarded to the leader, and refusals of proposals, are term-less (handled as local there); vote messages
         // carry their own term; everything else carries ours. A forwarded MsgTransferLeader keeps From = the target.
-        var keepTerm = m.Type is MessageType.MsgProp or MessageType.MsgReadIndex or MessageType.MsgTransferLeader
+        var keepTerm = m.Type is MessageType.MsgProp or MessageType.MsgReadIndex or MessageType.MsgTransferLeader or MessageType.MsgPropDropped
             or MessageType.MsgVote or MessageType.MsgVoteResp or MessageType.MsgPreVote or MessageType.MsgPreVoteResp;
         var from = m.Type == MessageType.MsgTransferLeader ? m.From : Id;
         var term = keepTerm ? m.Term : Term;

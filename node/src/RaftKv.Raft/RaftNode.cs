@@ -82,6 +82,7 @@ public sealed class RaftNode
                 || log.Unstable.Snapshot is not null
                 || log.HasNextCommittedEntries()
                 || _raft.ReadStates.Count > 0
+                || _raft.DroppedProposals.Count > 0
                 || _raft.SoftState != _prevSoftState
                 || (!hs.IsEmpty && hs != _prevHardState);
         }
@@ -148,9 +149,14 @@ public sealed class RaftNode
         {
             _raft.Step(message);
         }
-        catch (ProposalDroppedException)
+        catch (ProposalDroppedException e)
         {
-            // A forwarded proposal/read that cannot proceed here is dropped; its sender times out and retries.
+            // A forwarded read that cannot proceed here is dropped (its sender retries the round after an election timeout);
+            // a forwarded proposal's sender is told at once, so its client does not wait for a timeout.
+            if (message.Type == MessageType.MsgProp && message.From != 0 && message.From != _raft.Id)
+            {
+                _raft.RefuseForwardedProposal(message, e.Reason);
+            }
         }
     }
 
@@ -244,6 +250,8 @@ public sealed class RaftNode
         _raft.Messages.Clear();
         IReadOnlyList<ReadState> readStates = _raft.ReadStates.Count == 0 ? [] : [.. _raft.ReadStates];
         _raft.ReadStates.Clear();
+        IReadOnlyList<DroppedProposal> dropped = _raft.DroppedProposals.Count == 0 ? [] : [.. _raft.DroppedProposals];
+        _raft.DroppedProposals.Clear();
 
         var hardChanged = !hard.IsEmpty && hard != _prevHardState;
         var ready = new Ready
@@ -256,6 +264,7 @@ public sealed class RaftNode
             Messages = (IReadOnlyList<Message>?)now ?? [],
             MessagesAfterPersist = (IReadOnlyList<Message>?)later ?? [],
             ReadStates = readStates,
+            DroppedProposals = dropped,
             // Commit-only changes need no fsync: a lost commit index is relearned from the leader.
             MustSync = entries.Count > 0 || snapshot is not null || hard.Term != _prevHardState.Term || hard.Vote != _prevHardState.Vote,
         };
@@ -265,12 +274,12 @@ public sealed class RaftNode
 
     /// <summary>
     /// True for messages whose meaning does not depend on this node's unpersisted state: what a leader sends to followers
-    /// (its own entries count toward commitment only after it persisted them), forwarded requests, and pre-votes (which
+    /// (its own entries count toward commitment only after it persisted them), forwarded requests and their refusals, and pre-votes (which
     /// change nothing at the receiver). Votes, vote answers and acknowledgements promise persisted state.
     /// </summary>
     private static bool CanSendBeforePersist(Message m) => m.Type is MessageType.MsgApp or MessageType.MsgHeartbeat
         or MessageType.MsgSnap or MessageType.MsgTimeoutNow or MessageType.MsgProp or MessageType.MsgReadIndex
-        or MessageType.MsgReadIndexResp or MessageType.MsgTransferLeader or MessageType.MsgPreVote;
+        or MessageType.MsgReadIndexResp or MessageType.MsgTransferLeader or MessageType.MsgPreVote or MessageType.MsgPropDropped;
 
     /// <summary>Tells the node the host has persisted, sent and applied <paramref name="ready"/>.</summary>
     /// <exception cref="InvalidOperationException">Not the Ready last handed out.</exception>

@@ -74,13 +74,23 @@ public sealed record Ready
     /// </summary>
     public IReadOnlyList<Message> MessagesAfterPersist { get; init; } = [];
 
+    /// <summary>
+    /// Proposals this node forwarded that the node it forwarded them to dropped (see <see cref="MessageType.MsgPropDropped"/>):
+    /// they were never appended, so they never commit. The host fails (or re-proposes) what waits for them.
+    /// </summary>
+    public IReadOnlyList<DroppedProposal> DroppedProposals { get; init; } = [];
+
     /// <summary>True when the hard state's term/vote or the entries changed: the write must be fsynced before MessagesAfterPersist go out.</summary>
     public bool MustSync { get; init; }
 
     /// <summary>Nothing to do.</summary>
     public bool IsEmpty => SoftState is null && HardState is null && ReadStates.Count == 0 && Entries.Count == 0
-        && Snapshot is null && CommittedEntries.Count == 0 && Messages.Count == 0 && MessagesAfterPersist.Count == 0;
+        && Snapshot is null && CommittedEntries.Count == 0 && Messages.Count == 0 && MessagesAfterPersist.Count == 0
+        && DroppedProposals.Count == 0;
 }
+
+/// <summary>Entries of a proposal this node forwarded, dropped by node <see cref="By"/> for <see cref="Reason"/>; never appended.</summary>
+public sealed record DroppedProposal(ulong By, ProposalDropReason Reason, IReadOnlyList<Entry> Entries);
 
 /// <summary>Outcome of sending a snapshot, reported with <see cref="RaftNode.ReportSnapshot"/>.</summary>
 public enum SnapshotStatus

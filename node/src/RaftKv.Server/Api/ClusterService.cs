@@ -121,17 +121,54 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
 
     public override async Task<MemberPromoteResponse> MemberPromote(MemberPromoteRequest request, ServerCallContext context)
     {
-        // A follower forwards before looking the member up: it may not have applied the member's addition yet (the
-        // leader answered that add), and would then call a member the cluster has "not found".
-        var leader = _member.Leader;
-        if (leader == 0)
+        // Only the leader knows whether a learner caught up, so a follower forwards to it, before looking the member up: it
+        // may not have applied the member's addition yet (the leader answered that add). As etcd does, a member that knows no
+        // leader (an election, a hand-over, or its own slow disk holding back what it heard) waits for one, and a forward that
+        // reached no leader is tried again, both within one request timeout; only then is the answer "no leader".
+        var ct = context.CancellationToken;
+        var deadline = _time.GetUtcNow() + _member.RequestTimeout;
+        while (true)
         {
-            throw EtcdErrors.NoLeader;
-        }
+            var leader = await WaitForLeaderAsync(deadline, ct).ConfigureAwait(false) ?? throw EtcdErrors.NoLeader;
+            if (leader.Id == _member.MemberId)
+            {
+                // Null: stepped down between the two looks; ask whoever leads now.
+                if (await PromoteAsLeaderAsync(request, ct).ConfigureAwait(false) is { } promoted)
+                {
+                    return promoted;
+                }
+            }
+            else
+            {
+                try
+                {
+                    return await ForwardPromoteAsync(leader, request, deadline, ct).ConfigureAwait(false);
+                }
+                catch (RpcException e) when (e.StatusCode == StatusCode.DeadlineExceeded && !ct.IsCancellationRequested)
+                {
+                    throw EtcdErrors.Timeout;
+                }
+                catch (RpcException e) when (ReachedNoLeader(e) && !ct.IsCancellationRequested)
+                {
+                    // Nothing changed; try again.
+                }
+            }
 
-        if (leader != _member.MemberId)
+            // Let the cluster move on (an election, a hand-over) before asking again.
+            if (!await PauseAsync(deadline, ct).ConfigureAwait(false))
+            {
+                throw EtcdErrors.Timeout;
+            }
+        }
+    }
+
+    /// <summary>The leader's part of a promotion; null when this member turned out not to be the leader any more.</summary>
+    private async Task<MemberPromoteResponse?> PromoteAsLeaderAsync(MemberPromoteRequest request, CancellationToken cancellationToken)
+    {
+        var status = await _member.StatusAsync().ConfigureAwait(false);
+        if (status.SoftState.Role != StateRole.Leader)
         {
-            return await ForwardPromoteAsync(leader, request, context).ConfigureAwait(false);
+            return null;
         }
 
         var target = _member.Membership.Get(request.ID) ?? throw EtcdErrors.MemberNotFound;
@@ -140,7 +177,6 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
             throw EtcdErrors.MemberNotLearner;
         }
 
-        var status = await _member.StatusAsync().ConfigureAwait(false);
         var leaderMatch = status.Progress.TryGetValue(_member.MemberId, out var own) ? own.Match : status.LastIndex;
         if (!status.Progress.TryGetValue(request.ID, out var progress) || progress.Match < leaderMatch * LearnerReadyPercent)
         {
@@ -149,20 +185,65 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
 
         var promoted = target.Clone();
         promoted.IsLearner = false;
-        await _member.ProposeConfChangeAsync(ConfChangeType.AddNode, promoted, context.CancellationToken).ConfigureAwait(false);
+        await _member.ProposeConfChangeAsync(ConfChangeType.AddNode, promoted, cancellationToken).ConfigureAwait(false);
         var response = new MemberPromoteResponse { Header = _headers.Make() };
         response.Members.AddRange(Members());
         return response;
     }
 
-    /// <summary>Only the leader knows whether a learner caught up: a follower hands the request to it (as etcd does).</summary>
-    private async Task<MemberPromoteResponse> ForwardPromoteAsync(ulong leader, MemberPromoteRequest request, ServerCallContext context)
+    /// <summary>Hands the request to the leader (as etcd does); the leader's answer, success or refusal, is the answer.</summary>
+    private async Task<MemberPromoteResponse> ForwardPromoteAsync(Internal.Member leader, MemberPromoteRequest request, DateTimeOffset deadline,
+        CancellationToken cancellationToken)
     {
-        var url = _member.Membership.Get(leader)?.ClientUrls.FirstOrDefault() ?? throw EtcdErrors.NoLeader;
-        using var channel = HostsFileResolver.Process.Channel(url, _clientTls);
+        using var channel = HostsFileResolver.Process.Channel(leader.ClientUrls[0], _clientTls);
         var client = new RaftKv.Protocol.Etcd.Cluster.ClusterClient(channel);
-        return await client.MemberPromoteAsync(request, deadline: DateTime.UtcNow + _member.RequestTimeout, cancellationToken: context.CancellationToken)
-            .ConfigureAwait(false);
+        return await client.MemberPromoteAsync(request, deadline: deadline.UtcDateTime, cancellationToken: cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A forwarded promotion that certainly changed nothing because it met no leader: the member was unreachable (stopped,
+    /// restarting), or answered that it knows no leader, is not the leader, or is handing over (its proposal was dropped
+    /// before it was appended). Anything else (a timeout: the change may still commit) is the answer.
+    /// </summary>
+    private static bool ReachedNoLeader(RpcException e) =>
+        (e.StatusCode == StatusCode.Unavailable && !e.Status.Detail.StartsWith("etcdserver: ", StringComparison.Ordinal))
+        || e.Status.Detail == EtcdErrors.NoLeader.Status.Detail
+        || e.Status.Detail == EtcdErrors.NotLeader.Status.Detail
+        || e.Status.Detail == EtcdErrors.LeaderChanged.Status.Detail;
+
+    /// <summary>
+    /// The leader this member knows (with the client URL to forward to), waiting for one up to <paramref name="deadline"/>;
+    /// null when none appeared in time.
+    /// </summary>
+    private async Task<Internal.Member?> WaitForLeaderAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var leader = _member.Leader;
+            if (leader != 0 && _member.Membership.Get(leader) is { } known && (leader == _member.MemberId || known.ClientUrls.Count > 0))
+            {
+                return known;
+            }
+
+            if (!await PauseAsync(deadline, cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+        }
+    }
+
+    /// <summary>Waits half a heartbeat (at least 10 ms); false when <paramref name="deadline"/> has passed.</summary>
+    private async Task<bool> PauseAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        var left = deadline - _time.GetUtcNow();
+        if (left <= TimeSpan.Zero)
+        {
+            return false;
+        }
+
+        var pause = TimeSpan.FromMilliseconds(Math.Max(10, _member.Timing.HeartbeatMs / 2));
+        await Task.Delay(pause < left ? pause : left, _time, cancellationToken).ConfigureAwait(false);
+        return true;
     }
 
     /// <summary>

@@ -484,6 +484,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
         }
 
         SendMessages(rd.Messages);
+        FailDroppedProposals(rd.DroppedProposals);
         if (rd.Snapshot is { } snapshot)
         {
             await _log.ApplySnapshotAsync(snapshot, ct).ConfigureAwait(false);
@@ -529,6 +530,58 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
             await snapshots.CreateAsync(applied, _node.ConfState, Membership.ToState(), ct).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// Fails the waiters of proposals this member forwarded and the receiver dropped: nothing was appended, so they never
+    /// commit; the client hears it now (as from a leader that refuses proposals while it hands over) instead of timing out.
+    /// </summary>
+    private void FailDroppedProposals(IReadOnlyList<DroppedProposal> dropped)
+    {
+        foreach (var d in dropped)
+        {
+            var error = ForwardedDropped(d.Reason);
+            foreach (var entry in d.Entries)
+            {
+                if (RequestIdOf(entry) is { } id)
+                {
+                    Complete(id, error);
+                }
+            }
+        }
+    }
+
+    /// <summary>The waiter id a proposed entry carries (a client request's id, or a membership change's context), if any.</summary>
+    private static ulong? RequestIdOf(Entry entry)
+    {
+        try
+        {
+            switch (entry.Type)
+            {
+                case EntryType.Normal when entry.Data.Length > 0:
+                    return InternalRequest.Parser.ParseFrom(entry.Data.Span).Id;
+                case EntryType.ConfChange:
+                    var change = ConfChange.Decode(entry.Data);
+                    return change.Context.Length > 0 ? ConfChangeContext.Parser.ParseFrom(change.Context.Span).RequestId : null;
+                default:
+                    return null;
+            }
+        }
+        catch (Exception e) when (e is InvalidProtocolBufferException or FormatException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// What a client hears when the member its proposal was forwarded to dropped it. The leader this member knew is handing
+    /// over, was removed, or is no leader any more: etcd's "leader changed" (Unavailable; clients retry).
+    /// </summary>
+    private static RpcException ForwardedDropped(ProposalDropReason reason) => reason switch
+    {
+        ProposalDropReason.LeadershipTransferInProgress or ProposalDropReason.NoLeader or ProposalDropReason.NotAMember => EtcdErrors.LeaderChanged,
+        ProposalDropReason.UncommittedSizeLimit => EtcdErrors.TooManyRequests,
+        _ => new RpcException(new Status(StatusCode.FailedPrecondition, $"etcdserver: raft proposal dropped ({reason})")),
+    };
 
     /// <summary>Sends a Ready's messages; a snapshot goes with a copy of the store as applied now, on a call of its own.</summary>
     private void SendMessages(IReadOnlyList<Message> messages)

@@ -52,7 +52,7 @@ internal static class PeerCodec
     /// <exception cref="InvalidDataException">Unknown or local message type, or a MsgSnap without metadata.</exception>
     public static Raft.Message Decode(Wire.Message w, ReadOnlyMemory<byte> snapshotData = default)
     {
-        if (w.Type > (uint)Raft.MessageType.MsgPreVoteResp)
+        if (w.Type > int.MaxValue || !Enum.IsDefined((Raft.MessageType)w.Type))
         {
             throw new InvalidDataException($"Unknown Raft message type {w.Type} from member {w.From:x}.");
         }
