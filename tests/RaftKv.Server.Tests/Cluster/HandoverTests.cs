@@ -89,6 +89,40 @@ public sealed class HandoverTests
         }
     }
 
+    [Fact]
+    public async Task A_write_and_a_linearizable_read_on_a_member_that_knows_no_leader_wait_for_one()
+    {
+        // As etcd's: a proposal or read index made without a known leader waits for one within the request timeout, instead
+        // of failing at once with "no leader" (what a member sees for a moment after every leader loss).
+        await using var cluster = await TestCluster.StartAsync();
+        await cluster.WaitForLeaderAsync();
+        using var channel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(0)}");
+        var kv = new KV.KVClient(channel);
+        await kv.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8("before"), Value = ByteString.CopyFromUtf8("1") });
+
+        await cluster.StopMemberAsync(1);
+        await cluster.StopMemberAsync(2);
+        await WaitAsync(() => Task.FromResult(cluster.Host(0).Member.Leader == 0), "m1 to know no leader", cluster);
+
+        var put = kv.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8("during"), Value = ByteString.CopyFromUtf8("2") }).ResponseAsync;
+        var read = kv.RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8("before") }).ResponseAsync;
+        await cluster.RestartAllAsync();
+
+        try
+        {
+            await put;
+            var range = await read;
+            Assert.Equal("1", range.Kvs.Single().Value.ToStringUtf8());
+        }
+        catch (RpcException e)
+        {
+            Assert.Fail($"expected the put and the read to wait for the new leader, got {e.Status}; {cluster.Describe()}");
+        }
+
+        var after = await kv.RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8("during") });
+        Assert.Equal("2", after.Kvs.Single().Value.ToStringUtf8());
+    }
+
     private static async Task WaitAsync(Func<Task<bool>> condition, string what, TestCluster cluster)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);

@@ -81,6 +81,9 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
 
     // Read-index batching (loop only): requests wait for the next round; one round is in flight at a time.
     private readonly List<TaskCompletionSource> _readsWaitingForRound = [];
+
+    // Proposals made while no leader was known (loop only), proposed once one is.
+    private readonly List<object> _waitingForLeader = [];
     private ulong _readRoundContext;
     private List<TaskCompletionSource>? _readRound;
     private long _readRoundStartedTick;
@@ -368,6 +371,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
                     Handle(input);
                 }
 
+                ProposeWaitingForLeader();
                 StartReadRound();
                 while (_node.HasReady)
                 {
@@ -404,28 +408,10 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
                 _ticks++;
                 _node.Tick();
                 RetryStaleReadRound();
+                ForgetAbandonedWaitingForLeader();
                 break;
-            case ProposeInput p:
-                try
-                {
-                    _node.Propose(p.Data);
-                }
-                catch (ProposalDroppedException e)
-                {
-                    Complete(p.Id, Dropped(e));
-                }
-
-                break;
-            case ConfChangeInput c:
-                try
-                {
-                    _node.ProposeConfChange(c.Change);
-                }
-                catch (ProposalDroppedException e)
-                {
-                    Complete(c.Id, Dropped(e));
-                }
-
+            case ProposeInput or ConfChangeInput:
+                Propose(input);
                 break;
             case ReadInput r:
                 _readsWaitingForRound.Add(r.Waiter);
@@ -463,6 +449,77 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
                 break;
             default:
                 throw new InvalidOperationException($"unknown loop input {input.GetType().Name}");
+        }
+    }
+
+    /// <summary>
+    /// Proposes a client request or membership change. Without a known leader it waits (see <see cref="ProposeWaitingForLeader"/>)
+    /// instead of failing at once, as etcd's proposals wait for a leader within the request timeout.
+    /// </summary>
+    private void Propose(object input)
+    {
+        var id = input is ProposeInput p ? p.Id : ((ConfChangeInput)input).Id;
+        try
+        {
+            if (input is ProposeInput proposal)
+            {
+                _node.Propose(proposal.Data);
+            }
+            else
+            {
+                _node.ProposeConfChange(((ConfChangeInput)input).Change);
+            }
+        }
+        catch (ProposalDroppedException e) when (e.Reason == ProposalDropReason.NoLeader)
+        {
+            _waitingForLeader.Add(input);
+        }
+        catch (ProposalDroppedException e)
+        {
+            Complete(id, Dropped(e));
+        }
+    }
+
+    /// <summary>
+    /// Once a leader is known, proposes what waited for one (nothing of it was appended). Requests whose client gave up
+    /// meanwhile (request timeout: "request timed out, possibly due to previous leader failure") are not proposed any more.
+    /// </summary>
+    private void ProposeWaitingForLeader()
+    {
+        if (_waitingForLeader.Count == 0 || _node.Leader == 0)
+        {
+            return;
+        }
+
+        var waiting = _waitingForLeader.ToList();
+        _waitingForLeader.Clear();
+        foreach (var input in waiting)
+        {
+            var id = input is ProposeInput p ? p.Id : ((ConfChangeInput)input).Id;
+            bool stillWaited;
+            lock (_waitersLock)
+            {
+                stillWaited = _waiters.ContainsKey(id);
+            }
+
+            if (stillWaited)
+            {
+                Propose(input);
+            }
+        }
+    }
+
+    /// <summary>While no leader comes, drops what waited for one and whose client gave up (keeps the list bounded by the timeout).</summary>
+    private void ForgetAbandonedWaitingForLeader()
+    {
+        if (_waitingForLeader.Count == 0)
+        {
+            return;
+        }
+
+        lock (_waitersLock)
+        {
+            _waitingForLeader.RemoveAll(input => !_waiters.ContainsKey(input is ProposeInput p ? p.Id : ((ConfChangeInput)input).Id));
         }
     }
 
@@ -798,8 +855,10 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
 
     private void StartReadRound()
     {
-        if (_readRound is not null || _readsWaitingForRound.Count == 0)
+        if (_readRound is not null || _readsWaitingForRound.Count == 0 || _node.Leader == 0)
         {
+            // Without a known leader the reads wait for one (asked again on the next tick or input), within their request
+            // timeout, as etcd's linearizable reads do.
             return;
         }
 
@@ -811,13 +870,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
         }
         catch (ProposalDroppedException)
         {
-            foreach (var w in _readsWaitingForRound)
-            {
-                w.TrySetException(EtcdErrors.NoLeader);
-            }
-
-            _readsWaitingForRound.Clear();
-            return;
+            return; // as above
         }
 
         _readRound = [.. _readsWaitingForRound];
