@@ -14,6 +14,8 @@ Defaults: raftkv=bin/raftkv and etcd=/usr/bin/etcd, 1000 puts and 1000 gets per 
 A system may be given twice under different names (say, a build of main and a build of a branch).
 --perf NAME records `perf record -F 2000 -g` of that system's members during its puts of the last round
 (perf.data in the run's temp dir, printed at the end; raftkv members then run with DOTNET_PerfMapEnabled=1).
+--futex counts the members' futex calls per put with `perf stat` (thread wake-ups and sleeps: the cost that separates
+raftkv from etcd; strace -c slows every call so much that it blurs the difference between builds).
 """
 
 import argparse
@@ -149,6 +151,22 @@ def switches(pids):
     return total
 
 
+def start_futex_count(pids, out):
+    return subprocess.Popen(["perf", "stat", "-e", "syscalls:sys_enter_futex", "-o", out, "-p", ",".join(map(str, pids))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_futex_count(proc, out):
+    proc.send_signal(signal.SIGINT)
+    proc.wait()
+    with open(out) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and parts[1] == "syscalls:sys_enter_futex":
+                return float(parts[0].replace(",", ""))
+    return float("nan")
+
+
 def pct(lat, q):
     s = sorted(lat)
     return s[min(len(s) - 1, int(q * len(s)))] * 1000
@@ -163,6 +181,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1500)
     ap.add_argument("--perf", metavar="NAME")
+    ap.add_argument("--futex", action="store_true")
     a = ap.parse_args()
     systems = a.system or [f"raftkv={os.path.join(here, 'bin', 'raftkv')}", "etcd=/usr/bin/etcd"]
     systems = [s.split("=", 1) for s in systems]
@@ -192,9 +211,9 @@ def main():
             run_puts(c, a.warmup, value)
             run_gets(c, a.warmup // 3)
         print(f"load average at start: {os.getloadavg()[0]:.2f}; {a.puts} puts and {a.gets} linearizable gets per round")
-        print("| round | system | put CPU/req (ms, 3 members) | put switches/req | put p50 (ms) | put p90 | "
+        print("| round | system | put CPU/req (ms, 3 members) | put switches/req | put futex/req | put p50 (ms) | put p90 | "
               "lin. get CPU/req | get switches/req | get p50 | get p90 | load |")
-        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in range(a.rounds):
             order = clusters if r % 2 == 0 else list(reversed(clusters))
             for c in order:
@@ -203,12 +222,16 @@ def main():
                                              "-p", ",".join(map(str, c.pids))],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(1)
+                counter = start_futex_count(c.pids, os.path.join(root, "futex.txt")) if a.futex else None
+                if counter is not None:
+                    time.sleep(0.5)  # perf attaches
                 put_lat, put_cpu, put_sw = run_puts(c, a.puts, value)
+                put_futex = stop_futex_count(counter, os.path.join(root, "futex.txt")) / a.puts if counter is not None else float("nan")
                 if perf is not None and perf.poll() is None:
                     perf.send_signal(signal.SIGINT)
                     perf.wait()
                 get_lat, get_cpu, get_sw = (run_gets(c, a.gets) if a.gets > 0 else ([0.0], 0.0, 0.0))
-                print(f"| {r + 1} | {c.name} | {put_cpu * 1000:.2f} | {put_sw:.1f} | {pct(put_lat, 0.5):.3f} | {pct(put_lat, 0.9):.3f} | "
+                print(f"| {r + 1} | {c.name} | {put_cpu * 1000:.2f} | {put_sw:.1f} | {put_futex:.1f} | {pct(put_lat, 0.5):.3f} | {pct(put_lat, 0.9):.3f} | "
                       f"{get_cpu * 1000:.2f} | {get_sw:.1f} | {pct(get_lat, 0.5):.3f} | {pct(get_lat, 0.9):.3f} | {os.getloadavg()[0]:.1f} |",
                       flush=True)
         if a.perf:
