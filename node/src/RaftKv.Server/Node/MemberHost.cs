@@ -4,7 +4,6 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -323,12 +322,6 @@ internal sealed partial class MemberHost : IAsyncDisposable
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(3));
         var peerPorts = config.ListenPeerUrls.Select(u => u.Port).ToHashSet();
         var metricsPorts = config.ListenMetricsUrls.Select(u => u.Port).ToHashSet();
-        // Kestrel continues a connection's processing (HTTP/2 frames, request bodies, response writes) on the thread that
-        // completed the socket operation instead of queueing it to the thread pool: one pool hop less per read and write.
-        // Thread-pool wake-ups were most of a member's CPU per request (bench/results/loadgen-findings.md, session 5); this
-        // cut futex calls per single-client put by ~15 % and CPU per put by ~10 %. Safe here because request handlers start
-        // on their own work item (HTTP/2 streams always do) and nothing in them blocks on another request's progress.
-        builder.Services.Configure<SocketTransportOptions>(o => o.UnsafePreferInlineScheduling = true);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.Http2.MaxStreamsPerConnection = int.MaxValue;
