@@ -458,7 +458,6 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
     /// </summary>
     private void Propose(object input)
     {
-        var id = input is ProposeInput p ? p.Id : ((ConfChangeInput)input).Id;
         try
         {
             if (input is ProposeInput proposal)
@@ -476,7 +475,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
         }
         catch (ProposalDroppedException e)
         {
-            Complete(id, Dropped(e));
+            Complete(WaiterId(input), Dropped(e));
         }
     }
 
@@ -491,21 +490,12 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
             return;
         }
 
+        ForgetAbandonedWaitingForLeader();
         var waiting = _waitingForLeader.ToList();
         _waitingForLeader.Clear();
         foreach (var input in waiting)
         {
-            var id = input is ProposeInput p ? p.Id : ((ConfChangeInput)input).Id;
-            bool stillWaited;
-            lock (_waitersLock)
-            {
-                stillWaited = _waiters.ContainsKey(id);
-            }
-
-            if (stillWaited)
-            {
-                Propose(input);
-            }
+            Propose(input);
         }
     }
 
@@ -519,9 +509,17 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
 
         lock (_waitersLock)
         {
-            _waitingForLeader.RemoveAll(input => !_waiters.ContainsKey(input is ProposeInput p ? p.Id : ((ConfChangeInput)input).Id));
+            _waitingForLeader.RemoveAll(input => !_waiters.ContainsKey(WaiterId(input)));
         }
     }
+
+    /// <summary>The id the waiter of a proposal or membership change is registered under.</summary>
+    private static ulong WaiterId(object input) => input switch
+    {
+        ProposeInput p => p.Id,
+        ConfChangeInput c => c.Id,
+        _ => throw new ArgumentException($"not a proposal: {input.GetType().Name}", nameof(input)),
+    };
 
     private static RpcException Dropped(ProposalDroppedException e) => e.Reason switch
     {
