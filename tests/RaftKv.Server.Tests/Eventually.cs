@@ -3,10 +3,14 @@ namespace RaftKv.Server.Tests;
 /// <summary>Waits for a condition with a generous timeout (never a fixed sleep); fails with what was last seen.</summary>
 internal static class Eventually
 {
-    public static async Task TrueAsync(Func<bool> condition, Func<string> describe, TimeSpan? timeout = null)
+    public static Task TrueAsync(Func<bool> condition, Func<string> describe, TimeSpan? timeout = null) =>
+        TrueAsync(() => Task.FromResult(condition()), describe, timeout);
+
+    /// <summary>As above, for a condition that has to ask (e.g. a member's status).</summary>
+    public static async Task TrueAsync(Func<Task<bool>> condition, Func<string> describe, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
-        while (!condition())
+        while (!await condition())
         {
             if (DateTime.UtcNow > deadline)
             {

@@ -50,7 +50,7 @@ public sealed class HandoverTests
             {
                 using var stopTransfer = new CancellationTokenSource();
                 var transfer = leaderMember.TransferLeadershipAsync(targetId, stopTransfer.Token);
-                await WaitAsync(async () => (await leaderMember.StatusAsync()).LeadTransferee == targetId, "the hand-over to start", cluster);
+                await Eventually.TrueAsync(async () => (await leaderMember.StatusAsync()).LeadTransferee == targetId, () => $"the hand-over to start; {cluster.Describe()}");
                 try
                 {
                     await call(attempt);
@@ -71,7 +71,7 @@ public sealed class HandoverTests
                 {
                 }
 
-                await WaitAsync(async () => (await leaderMember.StatusAsync()).LeadTransferee == 0, "the hand-over to abort", cluster);
+                await Eventually.TrueAsync(async () => (await leaderMember.StatusAsync()).LeadTransferee == 0, () => $"the hand-over to abort; {cluster.Describe()}");
             }
 
             Assert.True(
@@ -102,7 +102,7 @@ public sealed class HandoverTests
 
         await cluster.StopMemberAsync(1);
         await cluster.StopMemberAsync(2);
-        await WaitAsync(() => Task.FromResult(cluster.Host(0).Member.Leader == 0), "m1 to know no leader", cluster);
+        await Eventually.TrueAsync(() => cluster.Host(0).Member.Leader == 0, () => $"m1 to know no leader; {cluster.Describe()}");
 
         var put = kv.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8("during"), Value = ByteString.CopyFromUtf8("2") }).ResponseAsync;
         var read = kv.RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8("before") }).ResponseAsync;
@@ -121,19 +121,5 @@ public sealed class HandoverTests
 
         var after = await kv.RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8("during") });
         Assert.Equal("2", after.Kvs.Single().Value.ToStringUtf8());
-    }
-
-    private static async Task WaitAsync(Func<Task<bool>> condition, string what, TestCluster cluster)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"waited 20 s for {what}; saw: {cluster.Describe()}");
-            }
-
-            await Task.Delay(10);
-        }
     }
 }
