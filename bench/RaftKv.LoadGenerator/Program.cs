@@ -35,6 +35,7 @@ try
             var result = await LoadRunner.RunAsync("endpoints", spec, stop.Token);
             Console.WriteLine($"{spec.Name} ({spec.Describe()})");
             Console.WriteLine(Report.Line(result));
+            Console.Error.WriteLine(result.ClientCost.Describe(result.Completed));
             return result.Completed > 0 && result.Errors == 0 ? 0 : 1;
         case CompareOptions options:
             return await Driver.RunAsync(options, stop.Token);

@@ -98,4 +98,7 @@ internal sealed record WorkloadResult(string System, WorkloadSpec Spec, long Com
 
     /// <summary>The leader's WAL fsyncs, backend commits and committed proposals during the run.</summary>
     public ServerMetrics LeaderMetrics { get; init; } = ServerMetrics.Zero;
+
+    /// <summary>What the load generator's own process spent during the timed part (console only, not in the report).</summary>
+    public ClientCost ClientCost { get; init; } = ClientCost.Zero;
 }
