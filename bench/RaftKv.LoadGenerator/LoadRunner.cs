@@ -188,6 +188,7 @@ internal static class LoadRunner
             long written = 0;
             using var putStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             putStop.CancelAfter(spec.MaxDuration);
+            var costBefore = ClientCost.Now();
             var started = Stopwatch.GetTimestamp();
             await Task.WhenAll(Enumerable.Range(0, spec.Clients).Select(i => Task.Run(async () =>
             {
@@ -223,6 +224,7 @@ internal static class LoadRunner
             }
 
             var elapsed = Stopwatch.GetElapsedTime(started);
+            var cost = ClientCost.Now().Minus(costBefore);
             await stop.CancelAsync();
             var merged = Merge(await Task.WhenAll(readers));
             if (merged.Count < expected)
@@ -231,7 +233,7 @@ internal static class LoadRunner
                 firstError ??= $"{expected - merged.Count} of {expected} events did not arrive within 10 s of the last put";
             }
 
-            return new WorkloadResult(system, spec, merged.Count, errors, elapsed, merged, firstError);
+            return new WorkloadResult(system, spec, merged.Count, errors, elapsed, merged, firstError) { ClientCost = cost };
         }
         finally
         {
