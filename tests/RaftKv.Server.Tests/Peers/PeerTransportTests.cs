@@ -56,6 +56,31 @@ public sealed class PeerTransportTests
         Assert.Contains("etcd_network_peer_round_trip_time_seconds_bucket{To=\"2\"", scrape, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_slow_first_probe_after_connecting_or_after_a_failure_is_not_recorded()
+    {
+        // A fresh process answers its first probe slowly (connection set-up, first calls through the code);
+        // recorded, that one sample was a new cluster's RTT p99 for a minute and raised its election timeout.
+        await using var a = await TestPeer.StartAsync(1);
+        await using var b = await TestPeer.StartAsync(2);
+        b.SlowDownNextEchoes(1, TimeSpan.FromMilliseconds(400));
+        a.Transport.AddOrUpdatePeer(2, [b.Url]);
+        await Eventually.TrueAsync(() => a.Transport.Describe().Single().Rtt.Count >= 3, a.Describe);
+        Assert.True(a.Transport.Describe().Single().Rtt.P99 < TimeSpan.FromMilliseconds(300), a.Describe());
+
+        // The peer goes away and comes back slow to answer once more: the failed probes reset the warm-up.
+        await b.StopServingAsync();
+        var failed = a.Transport.Describe().Single().FailedProbes;
+        await Eventually.TrueAsync(() => a.Transport.Describe().Single().FailedProbes > failed, a.Describe);
+        b.SlowDownNextEchoes(1, TimeSpan.FromMilliseconds(400));
+        var before = a.Transport.Describe().Single().Rtt.Count;
+        await b.RestartServingAsync();
+        await Eventually.TrueAsync(() => a.Transport.Describe().Single().Rtt.Count >= before + 3, a.Describe);
+        Assert.True(a.Transport.Describe().Single().Rtt.P99 < TimeSpan.FromMilliseconds(300), a.Describe());
+        var scrape = await ScrapeAsync(a);
+        Assert.DoesNotContain("etcd_network_peer_round_trip_time_seconds_bucket{To=\"2\",le=\"+Inf\"} 0", scrape, StringComparison.Ordinal);
+    }
+
     private static async Task<string> ScrapeAsync(TestPeer peer)
     {
         using var stream = new MemoryStream();

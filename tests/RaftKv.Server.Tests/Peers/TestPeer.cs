@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -79,7 +81,12 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(_address, port, o => o.Protocols = HttpProtocols.Http2));
-        builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = null);
+        builder.Services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = null;
+            o.Interceptors.Add<SlowEchoes>();
+        });
+        builder.Services.AddSingleton(_slowEchoes);
         builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(2));
         var stopping = new CancellationTokenSource();
         builder.Services.AddSingleton(new PeerService(this, Metrics, stopping.Token));
@@ -90,6 +97,35 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
         Port = new Uri(address).Port;
         _app = app;
+    }
+
+    private readonly SlowEchoes _slowEchoes = new();
+
+    /// <summary>The next <paramref name="count"/> probes this peer answers take <paramref name="delay"/> longer (as a
+    /// fresh process's first answers do).</summary>
+    public void SlowDownNextEchoes(int count, TimeSpan delay) => _slowEchoes.Set(count, delay);
+
+    /// <summary>Delays answers to probes (<c>Echo</c>) while a count set by the test lasts; other calls pass through.</summary>
+    private sealed class SlowEchoes : Interceptor
+    {
+        private int _remaining;
+        private TimeSpan _delay;
+
+        public void Set(int count, TimeSpan delay)
+        {
+            _delay = delay;
+            Volatile.Write(ref _remaining, count);
+        }
+
+        public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+        {
+            if (request is Wire.Probe && Interlocked.Decrement(ref _remaining) >= 0)
+            {
+                await Task.Delay(_delay, context.CancellationToken);
+            }
+
+            return await continuation(request, context);
+        }
     }
 
     public void Deliver(Message message) => Received.Enqueue(message);
