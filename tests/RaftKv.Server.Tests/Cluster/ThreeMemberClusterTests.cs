@@ -172,7 +172,7 @@ public sealed class ThreeMemberClusterTests
         {
             var m = await admin.MeasurementsAsync(new MeasurementsRequest());
             return m.Peers.Count == 2 && m.Peers.All(p => p.Rtt.Count > 0 && p.Connected) ? m : null;
-        }, cluster.Describe);
+        }, cluster.Describe, TimeSpan.FromSeconds(40)); // round trips are recorded from 10 s after a member starts
         Assert.All(measured.Peers, p => Assert.InRange(p.Rtt.P50Seconds, 1e-6, p.Rtt.P99Seconds));
         Assert.Equal(new Timing { HeartbeatIntervalMs = 100, ElectionTimeoutMs = 1000 }, measured.Timing);
 

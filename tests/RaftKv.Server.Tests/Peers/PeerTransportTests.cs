@@ -81,6 +81,20 @@ public sealed class PeerTransportTests
         Assert.DoesNotContain("etcd_network_peer_round_trip_time_seconds_bucket{To=\"2\",le=\"+Inf\"} 0", scrape, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Probes_in_the_transports_first_seconds_are_not_recorded()
+    {
+        // Longer than starting two test peers takes, so a sample recorded without the warm-up would come before it ends.
+        var warmUp = TimeSpan.FromSeconds(5);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        await using var a = await TestPeer.StartAsync(1, probeWarmUp: warmUp);
+        await using var b = await TestPeer.StartAsync(2);
+        a.Transport.AddOrUpdatePeer(2, [b.Url]);
+
+        await Eventually.TrueAsync(() => a.Transport.Describe().Single().Rtt.Count >= 1, a.Describe);
+        Assert.True(started.Elapsed >= warmUp, $"a round trip was recorded {started.Elapsed} after the transport started, within its warm-up of {warmUp}: {a.Describe()}");
+    }
+
     private static async Task<string> ScrapeAsync(TestPeer peer)
     {
         using var stream = new MemoryStream();

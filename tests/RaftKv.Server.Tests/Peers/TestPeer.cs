@@ -23,14 +23,14 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
     private WebApplication? _app;
     private IPAddress _address = IPAddress.Loopback;
 
-    private TestPeer(ulong id, ulong clusterId, HostsFileResolver? names)
+    private TestPeer(ulong id, ulong clusterId, HostsFileResolver? names, TimeSpan probeWarmUp)
     {
         MemberId = id;
         ClusterId = clusterId;
         Metrics = new NodeMetrics();
         Faults = new PeerFaults(new Random(1));
         Transport = new PeerTransport(
-            new PeerTransportOptions { ClusterId = clusterId, MemberId = id, ProbeInterval = TimeSpan.FromMilliseconds(50), MaxBackoff = TimeSpan.FromMilliseconds(200), Names = names ?? new HostsFileResolver(null) },
+            new PeerTransportOptions { ClusterId = clusterId, MemberId = id, ProbeInterval = TimeSpan.FromMilliseconds(50), ProbeWarmUp = probeWarmUp, MaxBackoff = TimeSpan.FromMilliseconds(200), Names = names ?? new HostsFileResolver(null) },
             this, Metrics, Faults, TimeProvider.System, NullLogger.Instance);
     }
 
@@ -55,10 +55,12 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
     public ConcurrentQueue<(ulong Peer, SnapshotStatus Status)> SnapshotReports { get; } = new();
 
     /// <summary>Starts serving on <paramref name="address"/> (default 127.0.0.1) and <paramref name="port"/> (default: a free one);
-    /// the transport resolves peer names with <paramref name="names"/> (default: DNS only).</summary>
-    public static async Task<TestPeer> StartAsync(ulong id, ulong clusterId = 0xc1, HostsFileResolver? names = null, IPAddress? address = null, int port = 0)
+    /// the transport resolves peer names with <paramref name="names"/> (default: DNS only) and records round trips
+    /// from <paramref name="probeWarmUp"/> after it started (default: at once).</summary>
+    public static async Task<TestPeer> StartAsync(ulong id, ulong clusterId = 0xc1, HostsFileResolver? names = null, IPAddress? address = null, int port = 0,
+        TimeSpan? probeWarmUp = null)
     {
-        var peer = new TestPeer(id, clusterId, names) { _address = address ?? IPAddress.Loopback };
+        var peer = new TestPeer(id, clusterId, names, probeWarmUp ?? TimeSpan.Zero) { _address = address ?? IPAddress.Loopback };
         await peer.ListenAsync(port);
         return peer;
     }

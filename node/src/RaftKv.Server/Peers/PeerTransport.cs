@@ -31,6 +31,13 @@ internal sealed record PeerTransportOptions
 
     public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Probes in this long after the transport starts are not recorded: a fresh process is compiling its code paths
+    /// and, in a new cluster, competing with its peers doing the same, so its first seconds' round trips measure the
+    /// start-up, not the network, and a p99 over the few samples of those seconds is their slowest.
+    /// </summary>
+    public TimeSpan ProbeWarmUp { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>First wait after a failed connection; doubles up to <see cref="MaxBackoff"/>.</summary>
     public TimeSpan MinBackoff { get; init; } = TimeSpan.FromMilliseconds(50);
 
@@ -63,6 +70,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
     private readonly NodeMetrics _metrics;
     private readonly PeerFaults _faults;
     private readonly TimeProvider _time;
+    private readonly long _started;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<ulong, PeerSender> _peers = new();
     private readonly CancellationTokenSource _stopping = new();
@@ -74,6 +82,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
         _metrics = metrics;
         _faults = faults;
         _time = time;
+        _started = time.GetTimestamp();
         _logger = logger;
     }
 
@@ -183,6 +192,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
         private readonly CancellationTokenSource _stop;
         private readonly string _label;
         private readonly Prometheus.Counter.Child _sentBytes;
+        private readonly Prometheus.Histogram.Child _roundTrips;
         private readonly Lock _channelLock = new();
         private IReadOnlyList<Uri> _urls;
         private int _urlIndex;
@@ -202,6 +212,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
             Rtt = new LatencyWindow(TimeSpan.FromMinutes(1), owner._time);
             _label = NodeMetrics.IdLabel(id);
             _sentBytes = owner._metrics.PeerSentBytes.WithLabels(_label); // looked up once, not per batch
+            _roundTrips = owner._metrics.PeerRoundTrip.WithLabels(_label); // published (empty) from now, filled after the warm-up
             _stop = CancellationTokenSource.CreateLinkedTokenSource(owner._stopping.Token);
             _queue = Channel.CreateBounded<(Message, long)>(new BoundedChannelOptions(owner._options.QueueCapacity)
             {
@@ -411,7 +422,8 @@ internal sealed partial class PeerTransport : IAsyncDisposable
         private Wire.MessageBatch Batch() => new() { ClusterId = _owner._options.ClusterId, From = _owner._options.MemberId, To = Id };
 
         /// <summary>
-        /// Probes the peer every <see cref="PeerTransportOptions.ProbeInterval"/> and records the round trips.
+        /// Probes the peer every <see cref="PeerTransportOptions.ProbeInterval"/> and records the round trips once the
+        /// transport has been up for <see cref="PeerTransportOptions.ProbeWarmUp"/>.
         /// The first probe that succeeds after the loop starts, after a failed probe or over another URL is a
         /// warm-up and is not recorded: it pays for setting up the connection (TCP, HTTP/2, TLS) and for the
         /// first call's code paths on both ends, 0.1–0.8 s in a fresh process, which the Raft messages on the
@@ -459,8 +471,13 @@ internal sealed partial class PeerTransport : IAsyncDisposable
                         continue;
                     }
 
+                    if (time.GetElapsedTime(_owner._started) < _owner._options.ProbeWarmUp)
+                    {
+                        continue;
+                    }
+
                     Rtt.Record(rtt);
-                    _owner._metrics.PeerRoundTrip.WithLabels(_label).Observe(rtt.TotalSeconds);
+                    _roundTrips.Observe(rtt.TotalSeconds);
                 }
                 catch (OperationCanceledException) when (ct.IsCancellationRequested)
                 {
