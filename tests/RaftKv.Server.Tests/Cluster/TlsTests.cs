@@ -23,6 +23,10 @@ public sealed class TlsTests
         await using var cluster = await TestCluster.StartAsync(extraArgs: tlsArgs, scheme: "https");
         var leader = await cluster.WaitForLeaderAsync();
         var follower = (leader + 1) % 3;
+
+        // Raft messages go on the peer wire, which runs inside TLS (it never falls back to cleartext nor to gRPC here).
+        var links = Enumerable.Range(0, 3).SelectMany(i => cluster.Host(i).Member.Transport.Describe()).ToList();
+        Assert.True(links.All(p => p.Link == RaftKv.Server.Peers.PeerLink.Wire), $"peer links: {string.Join(", ", links)}");
         string Endpoint(int i) => "https://" + cluster.Endpoint(i);
         string[] withClientCert = ["--cacert", certs.CaCert, "--cert", certs.ClientCert, "--key", certs.ClientKey];
 

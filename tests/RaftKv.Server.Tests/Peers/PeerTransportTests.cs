@@ -21,6 +21,7 @@ public sealed class PeerTransportTests
         await Eventually.TrueAsync(() => b.Received.Count == 2000, b.Describe);
         Assert.Equal(Enumerable.Range(1, 2000).Select(i => (ulong)i), b.Received.Select(m => m.Commit));
         Assert.All(b.Received, m => Assert.Equal((1UL, 2UL), (m.From, m.To)));
+        Assert.Equal(PeerLink.Wire, a.LinkTo(2));
     }
 
     [Fact]

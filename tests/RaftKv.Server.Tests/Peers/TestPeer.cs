@@ -22,15 +22,16 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
 {
     private WebApplication? _app;
     private IPAddress _address = IPAddress.Loopback;
+    private int _maxFrameBytes = PeerWire.DefaultMaxFrameBytes;
 
-    private TestPeer(ulong id, ulong clusterId, HostsFileResolver? names, TimeSpan probeWarmUp)
+    private TestPeer(ulong id, ulong clusterId, HostsFileResolver? names, TimeSpan probeWarmUp, bool wire)
     {
         MemberId = id;
         ClusterId = clusterId;
         Metrics = new NodeMetrics();
         Faults = new PeerFaults(new Random(1));
         Transport = new PeerTransport(
-            new PeerTransportOptions { ClusterId = clusterId, MemberId = id, ProbeInterval = TimeSpan.FromMilliseconds(50), ProbeWarmUp = probeWarmUp, MaxBackoff = TimeSpan.FromMilliseconds(200), Names = names ?? new HostsFileResolver(null) },
+            new PeerTransportOptions { ClusterId = clusterId, MemberId = id, ProbeInterval = TimeSpan.FromMilliseconds(50), ProbeWarmUp = probeWarmUp, MaxBackoff = TimeSpan.FromMilliseconds(200), Names = names ?? new HostsFileResolver(null), Wire = wire, LegacyRetry = TimeSpan.FromMilliseconds(300) },
             this, Metrics, Faults, TimeProvider.System, NullLogger.Instance);
     }
 
@@ -46,6 +47,12 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
 
     public int Port { get; private set; }
 
+    /// <summary>Serves the peer wire next to gRPC (false: gRPC only, as older members).</summary>
+    public bool ServesWire { get; private set; }
+
+    /// <summary>How the transport reaches <paramref name="peer"/> now.</summary>
+    public PeerLink LinkTo(ulong peer) => Transport.Describe().SingleOrDefault(p => p.Id == peer)?.Link ?? PeerLink.None;
+
     public Uri Url => new($"http://{_address}:{Port}");
 
     public ConcurrentQueue<Message> Received { get; } = new();
@@ -56,17 +63,26 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
 
     /// <summary>Starts serving on <paramref name="address"/> (default 127.0.0.1) and <paramref name="port"/> (default: a free one);
     /// the transport resolves peer names with <paramref name="names"/> (default: DNS only) and records round trips
-    /// from <paramref name="probeWarmUp"/> after it started (default: at once).</summary>
+    /// from <paramref name="probeWarmUp"/> after it started (default: at once). <paramref name="wire"/> false: as a member
+    /// of an older version, it neither serves nor uses the peer wire (gRPC streams only); the wire's frame limit is
+    /// <paramref name="maxFrameBytes"/>.</summary>
     public static async Task<TestPeer> StartAsync(ulong id, ulong clusterId = 0xc1, HostsFileResolver? names = null, IPAddress? address = null, int port = 0,
-        TimeSpan? probeWarmUp = null)
+        TimeSpan? probeWarmUp = null, bool wire = true, int maxFrameBytes = PeerWire.DefaultMaxFrameBytes)
     {
-        var peer = new TestPeer(id, clusterId, names, probeWarmUp ?? TimeSpan.Zero) { _address = address ?? IPAddress.Loopback };
+        var peer = new TestPeer(id, clusterId, names, probeWarmUp ?? TimeSpan.Zero, wire) { _address = address ?? IPAddress.Loopback, ServesWire = wire, _maxFrameBytes = maxFrameBytes };
         await peer.ListenAsync(port);
         return peer;
     }
 
     /// <summary>Starts serving again on the same port (after <see cref="StopServingAsync"/>).</summary>
     public Task RestartServingAsync() => ListenAsync(Port);
+
+    /// <summary>As <see cref="RestartServingAsync"/>, now serving the peer wire too (an older member upgraded in place).</summary>
+    public Task UpgradeAndRestartServingAsync()
+    {
+        ServesWire = true;
+        return ListenAsync(Port);
+    }
 
     public async Task StopServingAsync()
     {
@@ -82,7 +98,16 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(_address, port, o => o.Protocols = HttpProtocols.Http2));
+        var stopping = new CancellationTokenSource();
+        var wire = new PeerWireServer(this, Metrics, NullLogger.Instance, stopping.Token, _maxFrameBytes);
+        builder.WebHost.ConfigureKestrel(k => k.Listen(_address, port, o =>
+        {
+            o.Protocols = HttpProtocols.Http2;
+            if (ServesWire)
+            {
+                o.Use(wire.Middleware);
+            }
+        }));
         builder.Services.AddGrpc(o =>
         {
             o.MaxReceiveMessageSize = null;
@@ -90,7 +115,6 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
         });
         builder.Services.AddSingleton(_slowEchoes);
         builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(2));
-        var stopping = new CancellationTokenSource();
         builder.Services.AddSingleton(new PeerService(this, Metrics, stopping.Token));
         var app = builder.Build();
         app.Lifetime.ApplicationStopping.Register(stopping.Cancel);
@@ -143,7 +167,7 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
 
     public string Describe() =>
         $"member {MemberId}: received [{string.Join("; ", Received.Select(m => m.ToString()))}], unreachable reports {Unreachable.Count}, " +
-        $"peers [{string.Join(", ", Transport.Describe())}]";
+        $"peers [{string.Join(", ", Transport.Describe())}], serves the wire: {ServesWire}";
 
     public async ValueTask DisposeAsync()
     {

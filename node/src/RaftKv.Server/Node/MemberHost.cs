@@ -322,6 +322,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(3));
         var peerPorts = config.ListenPeerUrls.Select(u => u.Port).ToHashSet();
         var metricsPorts = config.ListenMetricsUrls.Select(u => u.Port).ToHashSet();
+        var wire = new PeerWireServer(member, metrics, loggers.CreateLogger("raftkv.peerwire"), stopping);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.Http2.MaxStreamsPerConnection = int.MaxValue;
@@ -329,7 +330,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
             k.Limits.MaxRequestBodySize = null;
             foreach (var url in config.ListenPeerUrls)
             {
-                Listen(k, url, HttpProtocols.Http2, peerTls);
+                Listen(k, url, HttpProtocols.Http2, peerTls, middleware: wire.Middleware); // Raft messages on the wire, the rest on gRPC
             }
 
             foreach (var url in config.ListenClientUrls)
@@ -397,10 +398,12 @@ internal sealed partial class MemberHost : IAsyncDisposable
 
     /// <summary>
     /// One listener: https:// with <paramref name="tls"/> (HTTP/2 chosen by ALPN), http:// in cleartext (with
-    /// <paramref name="cleartextMiddleware"/>, which lets HTTP/2 clients in without ALPN).
+    /// <paramref name="cleartextMiddleware"/>, which lets HTTP/2 clients in without ALPN); <paramref name="middleware"/>
+    /// sees every connection in both cases (after TLS).
     /// </summary>
     private static void Listen(KestrelServerOptions k, Uri url, HttpProtocols protocols, MemberTls? tls,
-        Func<Microsoft.AspNetCore.Connections.ConnectionDelegate, Microsoft.AspNetCore.Connections.ConnectionDelegate>? cleartextMiddleware = null)
+        Func<Microsoft.AspNetCore.Connections.ConnectionDelegate, Microsoft.AspNetCore.Connections.ConnectionDelegate>? cleartextMiddleware = null,
+        Func<Microsoft.AspNetCore.Connections.ConnectionDelegate, Microsoft.AspNetCore.Connections.ConnectionDelegate>? middleware = null)
     {
         void Configure(ListenOptions o)
         {
@@ -412,6 +415,11 @@ internal sealed partial class MemberHost : IAsyncDisposable
             else if (cleartextMiddleware is not null)
             {
                 o.Use(cleartextMiddleware);
+            }
+
+            if (middleware is not null)
+            {
+                o.Use(middleware);
             }
         }
 

@@ -55,13 +55,24 @@ internal sealed record PeerTransportOptions
 
     /// <summary>TLS for https:// peer URLs (--peer-cert-file and friends); null when the peer side has none.</summary>
     public MemberTls? Tls { get; init; }
+
+    /// <summary>Raft messages over the peer wire (<see cref="PeerWire"/>); false: the gRPC stream only (as older versions).</summary>
+    public bool Wire { get; init; } = true;
+
+    /// <summary>How long to wait for a peer's answer to the wire hello.</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>After a peer turned out not to speak the wire, its gRPC stream is used this long before the wire is tried again.</summary>
+    public TimeSpan LegacyRetry { get; init; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>
-/// Outbound half of the peer transport: per peer, one long-lived client-streaming gRPC call that carries batches of Raft
-/// messages (everything queued when the stream is ready to write goes in one batch), a separate call per snapshot, and
-/// continuous RTT probes. Connections are h2c (HTTP/2 without TLS) and are re-established with exponential backoff.
-/// Raft tolerates loss, so a message that cannot be sent is dropped and the peer reported unreachable.
+/// Outbound half of the peer transport: per peer, one long-lived connection that carries batches of Raft messages
+/// (everything queued when the connection is ready to write goes in one batch): the peer wire (<see cref="PeerWire"/>:
+/// length-prefixed batches on a plain TCP or TLS connection to the peer port), or with a member that does not speak it
+/// (an older version) a client-streaming gRPC call. Snapshots go on a gRPC call of their own, and RTT probes are gRPC
+/// calls too. Connections are re-established with exponential backoff. Raft tolerates loss, so a message that cannot be
+/// sent is dropped and the peer reported unreachable.
 /// </summary>
 internal sealed partial class PeerTransport : IAsyncDisposable
 {
@@ -153,7 +164,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
 
     /// <summary>RTT percentiles and connection state per peer.</summary>
     public IReadOnlyList<PeerState> Describe() =>
-        [.. _peers.Values.OrderBy(p => p.Id).Select(p => new PeerState(p.Id, p.Connected, p.Rtt.Summarize(), p.FailedProbes))];
+        [.. _peers.Values.OrderBy(p => p.Id).Select(p => new PeerState(p.Id, p.Connected, p.Rtt.Summarize(), p.FailedProbes, p.Connected ? p.Link : PeerLink.None))];
 
     public async ValueTask DisposeAsync()
     {
@@ -169,11 +180,17 @@ internal sealed partial class PeerTransport : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Debug, Message = "dropped {Type} to unknown member {To}")]
     private static partial void LogUnknownPeer(ILogger logger, MessageType type, ulong to);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "peer {Peer:x} stream connected to {Url}")]
-    private static partial void LogConnected(ILogger logger, ulong peer, Uri url);
+    [LoggerMessage(Level = LogLevel.Information, Message = "peer {Peer:x} connected to {Url} ({How})")]
+    private static partial void LogConnected(ILogger logger, ulong peer, Uri url, string how);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "peer {Peer:x} at {Url} does not speak the peer wire (an older version?); using its gRPC stream, trying the wire again in {Retry}")]
+    private static partial void LogLegacyPeer(ILogger logger, ulong peer, Uri url, TimeSpan retry);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "peer {Peer:x} stream to {Url} failed; retrying in {Backoff}: {Error}")]
     private static partial void LogStreamFailed(ILogger logger, ulong peer, Uri url, TimeSpan backoff, string error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "dropped a batch of {Bytes} bytes to {Peer:x}: larger than the peer wire's frame limit of {Limit} bytes")]
+    private static partial void LogBatchTooLarge(ILogger logger, ulong peer, int bytes, int limit);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "dropped internal Raft message to {Peer:x} since its sending buffer is full")]
     private static partial void LogQueueFull(ILogger logger, ulong peer);
@@ -203,6 +220,12 @@ internal sealed partial class PeerTransport : IAsyncDisposable
         private ulong _probeSequence;
         private volatile bool _connected;
         private long _failedProbes;
+        private TimeSpan _backoff;
+        private long _legacyUntil;
+
+        // A batch whose write failed: it goes out first on the next connection (the peer may get it twice, which Raft
+        // tolerates), so a broken connection does not silently lose, say, a proposal forwarded to the leader.
+        private Wire.MessageBatch? _unsent;
 
         public PeerSender(PeerTransport owner, ulong id, IReadOnlyList<Uri> urls)
         {
@@ -226,6 +249,8 @@ internal sealed partial class PeerTransport : IAsyncDisposable
         public bool Connected => _connected;
 
         public long FailedProbes => Interlocked.Read(ref _failedProbes);
+
+        public PeerLink Link { get; private set; }
 
         /// <summary>Round trips of the last minute (at most 1024): tuning follows a network that got faster within a minute.</summary>
         public LatencyWindow Rtt { get; }
@@ -300,99 +325,28 @@ internal sealed partial class PeerTransport : IAsyncDisposable
         private async Task StreamLoopAsync()
         {
             var ct = _stop.Token;
-            var backoff = _owner._options.MinBackoff;
-            var reader = _queue.Reader;
-
-            // A batch whose write failed: it goes out first on the next stream (the peer may get it twice, which
-            // Raft tolerates), so a broken stream does not silently lose, say, a proposal forwarded to the leader.
-            Wire.MessageBatch? unsent = null;
+            var options = _owner._options;
+            _backoff = options.MinBackoff;
             while (!ct.IsCancellationRequested)
             {
                 var client = Client(out var url);
                 try
                 {
-                    using var call = client.Stream(cancellationToken: ct);
-                    var announced = false;
-                    if (unsent is not null)
+                    if (WireDue())
                     {
-                        await call.RequestStream.WriteAsync(unsent, ct).ConfigureAwait(false);
-                        unsent = null;
-                    }
-
-                    while (true)
-                    {
-                        // A short wait keeps the loop noticing a stream the server ended (cluster mismatch, restart).
-                        if (!reader.TryPeek(out _))
+                        var wire = await PeerWire.ConnectAsync(url, options.Names, options.Tls, Batch(), options.HandshakeTimeout, ct).ConfigureAwait(false);
+                        if (wire is not null)
                         {
-                            using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                            idle.CancelAfter(TimeSpan.FromSeconds(1));
-                            try
-                            {
-                                await reader.WaitToReadAsync(idle.Token).ConfigureAwait(false);
-                            }
-                            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-                            {
-                            }
-
-                            if (call.ResponseAsync.IsCompleted)
-                            {
-                                await call.ResponseAsync.ConfigureAwait(false); // throws the server's status
-                                throw new RpcException(new Status(StatusCode.Unavailable, "peer ended the stream"));
-                            }
-
-                            if (!announced)
-                            {
-                                // Say hello with an empty batch so the receiver checks the cluster id early.
-                                await call.RequestStream.WriteAsync(Batch(), ct).ConfigureAwait(false);
-                                announced = true;
-                                _connected = true;
-                                LogConnected(_owner._logger, Id, url);
-                                backoff = _owner._options.MinBackoff;
-                            }
-
+                            await RunWireAsync(wire, url, ct).ConfigureAwait(false);
                             continue;
                         }
 
-                        var batch = Batch();
-                        while (batch.Messages.Count < _owner._options.MaxBatchMessages && reader.TryPeek(out var item))
-                        {
-                            var fault = _owner._faults.Get(Id);
-                            if (fault.Delay > TimeSpan.Zero)
-                            {
-                                var due = item.Enqueued + (long)(fault.Delay.TotalSeconds * _owner._time.TimestampFrequency);
-                                var wait = _owner._time.GetElapsedTime(_owner._time.GetTimestamp(), due);
-                                if (wait > TimeSpan.Zero)
-                                {
-                                    if (batch.Messages.Count > 0)
-                                    {
-                                        break; // send what is due now
-                                    }
-
-                                    await Task.Delay(wait, _owner._time, ct).ConfigureAwait(false);
-                                }
-                            }
-
-                            reader.TryRead(out item);
-                            batch.Messages.Add(PeerCodec.Encode(item.Message));
-                        }
-
-                        if (batch.Messages.Count == 0)
-                        {
-                            continue;
-                        }
-
-                        unsent = batch;
-                        await call.RequestStream.WriteAsync(batch, ct).ConfigureAwait(false);
-                        unsent = null;
-                        _sentBytes.Inc(batch.CalculateSize());
-                        if (!announced)
-                        {
-                            announced = true;
-                            _connected = true;
-                            LogConnected(_owner._logger, Id, url);
-                            backoff = _owner._options.MinBackoff;
-                        }
+                        // An older member (gRPC streams only), say during a rolling upgrade: its stream for a while, then the wire again.
+                        _legacyUntil = _owner._time.GetTimestamp() + (long)(options.LegacyRetry.TotalSeconds * _owner._time.TimestampFrequency);
+                        LogLegacyPeer(_owner._logger, Id, url, options.LegacyRetry);
                     }
+
+                    await RunGrpcAsync(client, url, ct).ConfigureAwait(false);
                 }
                 catch (Exception e) when (!ct.IsCancellationRequested)
                 {
@@ -400,21 +354,221 @@ internal sealed partial class PeerTransport : IAsyncDisposable
                     Interlocked.Increment(ref _urlIndex);
                     _owner._metrics.PeerSentFailures.WithLabels(_label).Inc();
                     _owner._events.ReportUnreachable(Id);
-                    LogStreamFailed(_owner._logger, Id, url, backoff, e.Message);
+                    LogStreamFailed(_owner._logger, Id, url, _backoff, e.Message);
                     try
                     {
-                        await Task.Delay(backoff, _owner._time, ct).ConfigureAwait(false);
+                        await Task.Delay(_backoff, _owner._time, ct).ConfigureAwait(false);
                     }
                     catch (OperationCanceledException)
                     {
                         return;
                     }
 
-                    backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _owner._options.MaxBackoff.Ticks));
+                    _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, options.MaxBackoff.Ticks));
                 }
-                catch (Exception e) when (e is OperationCanceledException or RpcException)
+                catch (Exception) when (ct.IsCancellationRequested)
                 {
                     return; // stopping
+                }
+            }
+        }
+
+        /// <summary>The wire is on and the peer was not found to be an older member lately.</summary>
+        private bool WireDue() => _owner._options.Wire && _owner._time.GetTimestamp() >= _legacyUntil;
+
+        private void MarkConnected(Uri url, PeerLink link)
+        {
+            Link = link;
+            _connected = true;
+            LogConnected(_owner._logger, Id, url, link == PeerLink.Wire ? "peer wire" : "gRPC stream");
+            _backoff = _owner._options.MinBackoff;
+        }
+
+        /// <summary>Sends batches on an accepted wire connection until it fails (never returns otherwise, except when stopping).</summary>
+        private async Task RunWireAsync(Stream stream, Uri url, CancellationToken ct)
+        {
+            await using var owned = stream.ConfigureAwait(false);
+            using var connection = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var watch = WatchWireAsync(stream, connection);
+            MarkConnected(url, PeerLink.Wire);
+            var reader = _queue.Reader;
+            var buffer = new byte[16 << 10];
+            try
+            {
+                if (_unsent is { } unsent)
+                {
+                    var n = PeerWire.Frame(unsent, ref buffer);
+                    await stream.WriteAsync(buffer.AsMemory(0, n), connection.Token).ConfigureAwait(false);
+                    _unsent = null;
+                }
+
+                while (true)
+                {
+                    if (!reader.TryPeek(out _))
+                    {
+                        if (!await reader.WaitToReadAsync(connection.Token).ConfigureAwait(false))
+                        {
+                            return; // the transport is being disposed
+                        }
+
+                        continue;
+                    }
+
+                    var batch = Batch();
+                    await FillBatchAsync(batch, connection.Token).ConfigureAwait(false);
+                    if (batch.Messages.Count == 0)
+                    {
+                        continue;
+                    }
+
+                    var length = PeerWire.Frame(batch, ref buffer);
+                    if (length - 4 > PeerWire.DefaultMaxFrameBytes)
+                    {
+                        // Only a single message this large (Raft cuts appends at 1 MiB); resending it would be refused forever.
+                        LogBatchTooLarge(_owner._logger, Id, length - 4, PeerWire.DefaultMaxFrameBytes);
+                        _owner._metrics.PeerSentFailures.WithLabels(_label).Inc();
+                        _owner._events.ReportUnreachable(Id);
+                        continue;
+                    }
+
+                    _unsent = batch;
+                    await stream.WriteAsync(buffer.AsMemory(0, length), connection.Token).ConfigureAwait(false);
+                    _unsent = null;
+                    _sentBytes.Inc(length);
+                }
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested && e is OperationCanceledException or IOException or ObjectDisposedException)
+            {
+                await connection.CancelAsync().ConfigureAwait(false);
+                var reason = await watch.ConfigureAwait(false);
+                throw new IOException(e is OperationCanceledException ? reason : $"{e.Message} ({reason})", e);
+            }
+            finally
+            {
+                await connection.CancelAsync().ConfigureAwait(false);
+            }
+        }
+
+        /// <summary>Reads what the receiver says after the hello (only a refusal before it closes); cancels <paramref name="connection"/> then.</summary>
+        private static async Task<string> WatchWireAsync(Stream stream, CancellationTokenSource connection)
+        {
+            try
+            {
+                var status = await PeerWire.ReadStatusAsync(stream, connection.Token).ConfigureAwait(false);
+                return status is { } s ? "the peer refused the wire connection: " + s.Reason : "the peer closed the wire connection";
+            }
+            catch (Exception e) when (e is IOException or PeerWireException or ObjectDisposedException)
+            {
+                return "wire connection failed: " + e.Message;
+            }
+            catch (OperationCanceledException)
+            {
+                return "wire connection closed";
+            }
+            finally
+            {
+                await connection.CancelAsync().ConfigureAwait(false);
+            }
+        }
+
+        /// <summary>
+        /// Moves what is queued (up to <see cref="PeerTransportOptions.MaxBatchMessages"/> messages or about
+        /// <see cref="PeerWire.BatchBytes"/>) into <paramref name="batch"/>, holding messages back as the delay test hook asks.
+        /// </summary>
+        private async Task FillBatchAsync(Wire.MessageBatch batch, CancellationToken ct)
+        {
+            var reader = _queue.Reader;
+            var bytes = 0;
+            while (batch.Messages.Count < _owner._options.MaxBatchMessages && bytes < PeerWire.BatchBytes && reader.TryPeek(out var item))
+            {
+                var fault = _owner._faults.Get(Id);
+                if (fault.Delay > TimeSpan.Zero)
+                {
+                    var due = item.Enqueued + (long)(fault.Delay.TotalSeconds * _owner._time.TimestampFrequency);
+                    var wait = _owner._time.GetElapsedTime(_owner._time.GetTimestamp(), due);
+                    if (wait > TimeSpan.Zero)
+                    {
+                        if (batch.Messages.Count > 0)
+                        {
+                            break; // send what is due now
+                        }
+
+                        await Task.Delay(wait, _owner._time, ct).ConfigureAwait(false);
+                    }
+                }
+
+                reader.TryRead(out item);
+                var encoded = PeerCodec.Encode(item.Message);
+                bytes += encoded.CalculateSize();
+                batch.Messages.Add(encoded);
+            }
+        }
+
+        /// <summary>The gRPC stream (peers without the wire, or the wire switched off); returns when it is time to try the wire again.</summary>
+        private async Task RunGrpcAsync(Wire.Peer.PeerClient client, Uri url, CancellationToken ct)
+        {
+            var reader = _queue.Reader;
+            using var call = client.Stream(cancellationToken: ct);
+            var announced = false;
+            if (_unsent is { } unsent)
+            {
+                await call.RequestStream.WriteAsync(unsent, ct).ConfigureAwait(false);
+                _unsent = null;
+            }
+
+            while (true)
+            {
+                // A short wait keeps the loop noticing a stream the server ended (cluster mismatch, restart).
+                if (!reader.TryPeek(out _))
+                {
+                    if (announced && WireDue())
+                    {
+                        await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+                        return;
+                    }
+
+                    using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    idle.CancelAfter(TimeSpan.FromSeconds(1));
+                    try
+                    {
+                        await reader.WaitToReadAsync(idle.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                    {
+                    }
+
+                    if (call.ResponseAsync.IsCompleted)
+                    {
+                        await call.ResponseAsync.ConfigureAwait(false); // throws the server's status
+                        throw new RpcException(new Status(StatusCode.Unavailable, "peer ended the stream"));
+                    }
+
+                    if (!announced)
+                    {
+                        // Say hello with an empty batch so the receiver checks the cluster id early.
+                        await call.RequestStream.WriteAsync(Batch(), ct).ConfigureAwait(false);
+                        announced = true;
+                        MarkConnected(url, PeerLink.Grpc);
+                    }
+
+                    continue;
+                }
+
+                var batch = Batch();
+                await FillBatchAsync(batch, ct).ConfigureAwait(false);
+                if (batch.Messages.Count == 0)
+                {
+                    continue;
+                }
+
+                _unsent = batch;
+                await call.RequestStream.WriteAsync(batch, ct).ConfigureAwait(false);
+                _unsent = null;
+                _sentBytes.Inc(batch.CalculateSize());
+                if (!announced)
+                {
+                    announced = true;
+                    MarkConnected(url, PeerLink.Grpc);
                 }
             }
         }
@@ -550,4 +704,18 @@ internal sealed partial class PeerTransport : IAsyncDisposable
 /// <param name="Connected">Whether the message stream to it is up.</param>
 /// <param name="Rtt">Round trips of the last minute's probes (warm-up probes not included).</param>
 /// <param name="FailedProbes">Round-trip probes that failed since the peer was added (unreachable, refused, timed out).</param>
-internal sealed record PeerState(ulong Id, bool Connected, LatencySummary Rtt, long FailedProbes);
+/// <param name="Link">What carries Raft messages to it now (None when not connected).</param>
+internal sealed record PeerState(ulong Id, bool Connected, LatencySummary Rtt, long FailedProbes, PeerLink Link = PeerLink.None);
+
+/// <summary>What carries Raft messages to a peer right now.</summary>
+internal enum PeerLink
+{
+    /// <summary>Not connected.</summary>
+    None,
+
+    /// <summary>The peer wire (<see cref="PeerWire"/>).</summary>
+    Wire,
+
+    /// <summary>The gRPC stream (a peer without the wire, or the wire switched off).</summary>
+    Grpc,
+}
