@@ -73,17 +73,21 @@ internal sealed class HostsFileResolver
 
     /// <summary>A <see cref="SocketsHttpHandler.ConnectCallback"/>: resolves with <see cref="ResolveAsync"/> and
     /// connects to the first address that accepts.</summary>
-    public async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
+    public ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken) =>
+        ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, cancellationToken);
+
+    /// <summary>A TCP connection (no delay) to <paramref name="host"/>, resolved with <see cref="ResolveAsync"/>, at the
+    /// first address that accepts.</summary>
+    public async ValueTask<Stream> ConnectAsync(string host, int port, CancellationToken cancellationToken)
     {
-        var endpoint = context.DnsEndPoint;
-        var addresses = await ResolveAsync(endpoint.Host, cancellationToken).ConfigureAwait(false);
+        var addresses = await ResolveAsync(host, cancellationToken).ConfigureAwait(false);
         SocketException? last = null;
         foreach (var address in addresses)
         {
             var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             try
             {
-                await socket.ConnectAsync(new IPEndPoint(address, endpoint.Port), cancellationToken).ConfigureAwait(false);
+                await socket.ConnectAsync(new IPEndPoint(address, port), cancellationToken).ConfigureAwait(false);
                 return new NetworkStream(socket, ownsSocket: true);
             }
             catch (SocketException e)

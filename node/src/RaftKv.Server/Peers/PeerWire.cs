@@ -142,7 +142,7 @@ internal static class PeerWire
         Stream? stream = null;
         try
         {
-            stream = await OpenAsync(url, names, ct).ConfigureAwait(false);
+            stream = await names.ConnectAsync(url.IdnHost, url.Port, ct).ConfigureAwait(false);
             if (url.Scheme == Uri.UriSchemeHttps)
             {
                 var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
@@ -195,33 +195,6 @@ internal static class PeerWire
                 await stream.DisposeAsync().ConfigureAwait(false);
             }
         }
-    }
-
-    private static async Task<Stream> OpenAsync(Uri url, HostsFileResolver names, CancellationToken cancellationToken)
-    {
-        var addresses = await names.ResolveAsync(url.IdnHost, cancellationToken).ConfigureAwait(false);
-        SocketException? last = null;
-        foreach (var address in addresses)
-        {
-            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                await socket.ConnectAsync(new System.Net.IPEndPoint(address, url.Port), cancellationToken).ConfigureAwait(false);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch (SocketException e)
-            {
-                socket.Dispose();
-                last = e;
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        }
-
-        throw last ?? new SocketException((int)SocketError.HostNotFound);
     }
 }
 
