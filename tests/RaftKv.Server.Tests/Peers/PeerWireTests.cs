@@ -71,6 +71,22 @@ public sealed class PeerWireTests
         public async Task<(byte Code, string Reason)?> ReadStatusAsync() =>
             await PeerWire.ReadStatusAsync(_stream, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
 
+        /// <summary>Writes the preface and <paramref name="afterPreface"/>, then reads the receiver's preface.</summary>
+        public async Task StartAsync(byte[] afterPreface)
+        {
+            await WriteAsync([.. PeerWire.Preface, .. afterPreface]);
+            await ReadPrefaceAsync();
+        }
+
+        /// <summary>Reads a status frame that must be a refusal whose reason contains <paramref name="reason"/>.</summary>
+        public async Task ExpectRefusalAsync(string reason)
+        {
+            var status = await ReadStatusAsync();
+            Assert.NotNull(status);
+            Assert.Equal(PeerWire.Refused, status.Value.Code);
+            Assert.Contains(reason, status.Value.Reason, StringComparison.Ordinal);
+        }
+
         public async ValueTask DisposeAsync()
         {
             await _stream.DisposeAsync();
@@ -103,18 +119,14 @@ public sealed class PeerWireTests
     {
         await using var b = await TestPeer.StartAsync(2, maxFrameBytes: 1024);
         await using var raw = await RawSender.ConnectAsync(b);
-        await raw.WriteAsync([.. PeerWire.Preface, .. Frame(Batch(0xc1, 1, 2))]);
-        await raw.ReadPrefaceAsync();
+        await raw.StartAsync(Frame(Batch(0xc1, 1, 2)));
         Assert.Equal((PeerWire.Accepted, ""), await raw.ReadStatusAsync());
 
         var head = new byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(head, 5000);
         await raw.WriteAsync(head);
 
-        var status = await raw.ReadStatusAsync();
-        Assert.NotNull(status);
-        Assert.Equal(PeerWire.Refused, status.Value.Code);
-        Assert.Contains("frame of 5000 bytes is larger than this member's limit of 1024 bytes", status.Value.Reason, StringComparison.Ordinal);
+        await raw.ExpectRefusalAsync("frame of 5000 bytes is larger than this member's limit of 1024 bytes");
         Assert.Null(await raw.ReadStatusAsync()); // closed after the refusal
         Assert.Empty(b.Received);
     }
@@ -125,20 +137,14 @@ public sealed class PeerWireTests
         await using var b = await TestPeer.StartAsync(2);
         await using (var other = await RawSender.ConnectAsync(b))
         {
-            await other.WriteAsync([.. PeerWire.Preface, .. Frame(Batch(0xbad, 1, 2, 1))]);
-            await other.ReadPrefaceAsync();
-            var status = await other.ReadStatusAsync();
-            Assert.Equal(PeerWire.Refused, status?.Code);
-            Assert.Contains("request cluster ID mismatch: member 1 belongs to cluster bad, this member to cluster c1", status?.Reason, StringComparison.Ordinal);
+            await other.StartAsync(Frame(Batch(0xbad, 1, 2, 1)));
+            await other.ExpectRefusalAsync("request cluster ID mismatch: member 1 belongs to cluster bad, this member to cluster c1");
         }
 
         await using (var misrouted = await RawSender.ConnectAsync(b))
         {
-            await misrouted.WriteAsync([.. PeerWire.Preface, .. Frame(Batch(0xc1, 1, 3, 1))]);
-            await misrouted.ReadPrefaceAsync();
-            var status = await misrouted.ReadStatusAsync();
-            Assert.Equal(PeerWire.Refused, status?.Code);
-            Assert.Contains("sent to member 3, but this is member 2", status?.Reason, StringComparison.Ordinal);
+            await misrouted.StartAsync(Frame(Batch(0xc1, 1, 3, 1)));
+            await misrouted.ExpectRefusalAsync("sent to member 3, but this is member 2");
         }
 
         Assert.Empty(b.Received);
@@ -150,12 +156,9 @@ public sealed class PeerWireTests
         await using var b = await TestPeer.StartAsync(2);
         await using var raw = await RawSender.ConnectAsync(b);
         byte[] junk = [0, 0, 0, 3, 0xff, 0xff, 0xff];
-        await raw.WriteAsync([.. PeerWire.Preface, .. junk]);
-        await raw.ReadPrefaceAsync();
+        await raw.StartAsync(junk);
 
-        var status = await raw.ReadStatusAsync();
-        Assert.Equal(PeerWire.Refused, status?.Code);
-        Assert.Contains("undecodable message batch", status?.Reason, StringComparison.Ordinal);
+        await raw.ExpectRefusalAsync("undecodable message batch");
         Assert.Empty(b.Received);
     }
 
