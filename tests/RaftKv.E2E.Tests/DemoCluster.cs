@@ -135,6 +135,71 @@ public sealed class DemoCluster : IAsyncLifetime, IDisposable
         return (status["leader"]!.GetValue<ulong>(), status["raftTerm"]!.GetValue<ulong>());
     }
 
+    /// <summary>
+    /// Every member's RTT probes per peer as its /metrics reports them (etcd_network_peer_round_trip_time_seconds,
+    /// cumulative since the member started), keyed "pod→peer": how many probes were recorded, and how many took more
+    /// than 102.4 ms and 409.6 ms (bucket bounds). Members that do not answer are left out.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, RoundTripCounts>> RoundTripCountsAsync()
+    {
+        var counts = new Dictionary<string, RoundTripCounts>(StringComparer.Ordinal);
+        foreach (var pod in await PodsAsync())
+        {
+            if (pod?["status"]?["podIP"]?.GetValue<string>() is not { Length: > 0 } ip)
+            {
+                continue;
+            }
+
+            string text;
+            try
+            {
+                text = await _http!.GetStringAsync(new Uri($"http://{ip}:2379/metrics"));
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                continue;
+            }
+
+            var buckets = new Dictionary<(string To, double Le), double>();
+            foreach (var line in text.Split('\n'))
+            {
+                if (!line.StartsWith("etcd_network_peer_round_trip_time_seconds_bucket{", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                var labels = line[(line.IndexOf('{', StringComparison.Ordinal) + 1)..line.IndexOf('}', StringComparison.Ordinal)];
+                var to = Label(labels, "To");
+                var le = Label(labels, "le") is "+Inf" ? double.PositiveInfinity : double.Parse(Label(labels, "le"), CultureInfo.InvariantCulture);
+                var value = double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+                buckets[(to, le)] = value;
+            }
+
+            foreach (var to in buckets.Keys.Select(k => k.To).Distinct())
+            {
+                var total = buckets.GetValueOrDefault((to, double.PositiveInfinity));
+                double Within(double bound) => buckets.Where(b => b.Key.To == to && Math.Abs(b.Key.Le - bound) < 1e-6).Select(b => b.Value).FirstOrDefault();
+                counts[$"{pod["metadata"]?["name"]}→{to}"] = new RoundTripCounts(total, total - Within(0.1024), total - Within(0.4096));
+            }
+        }
+
+        return counts;
+
+        static string Label(string labels, string name)
+        {
+            var start = labels.IndexOf($"{name}=\"", StringComparison.Ordinal) + name.Length + 2;
+            return labels[start..labels.IndexOf('"', start)];
+        }
+    }
+
+    /// <summary>The probes recorded between two <see cref="RoundTripCountsAsync"/> readings, one line per member pair.</summary>
+    public static string RoundTripDelta(IReadOnlyDictionary<string, RoundTripCounts> before, IReadOnlyDictionary<string, RoundTripCounts> after) =>
+        string.Join("; ", after.OrderBy(a => a.Key, StringComparer.Ordinal).Select(a =>
+        {
+            var b = before.GetValueOrDefault(a.Key);
+            return $"{a.Key}: {a.Value.Probes - b.Probes:0} probes, {a.Value.Over100Ms - b.Over100Ms:0} over 102 ms, {a.Value.Over400Ms - b.Over400Ms:0} over 410 ms";
+        }));
+
     /// <summary>A condition of a RaftCluster's status: (status, reason, message), or nulls when absent.</summary>
     public static (string? Status, string? Reason, string? Message) Condition(JsonNode? status, string type)
     {
@@ -266,3 +331,6 @@ public sealed class DemoCluster : IAsyncLifetime, IDisposable
         }
     }
 }
+
+/// <summary>A member's RTT probes to one peer: recorded, over 102.4 ms, over 409.6 ms.</summary>
+public readonly record struct RoundTripCounts(double Probes, double Over100Ms, double Over400Ms);

@@ -202,12 +202,25 @@ public sealed partial class RaftClusterE2ETests
         watch.Restart();
         var healed = await demo.KubectlAsync(["annotate", "pod", .. pods, $"{DemoCluster.DelayAnnotation}-"]);
         Assert.True(healed.Ok, healed.ToString());
-        var lowered = await Eventually.Until(
-            async () => (await demo.ClusterAsync())?["status"],
-            s => Election(s) <= Election(raised) * 0.8,
-            s => $"{s?["tuning"]?.ToJsonString()}",
-            TimeSpan.FromMinutes(3),
-            "the election timeout lowered after the quiet period");
+        var probesAtHeal = await demo.RoundTripCountsAsync();
+        JsonNode? lowered;
+        try
+        {
+            lowered = await Eventually.Until(
+                async () => (await demo.ClusterAsync())?["status"],
+                s => Election(s) <= Election(raised) * 0.8,
+                s => $"{s?["tuning"]?.ToJsonString()}",
+                TimeSpan.FromMinutes(3),
+                "the election timeout lowered after the quiet period");
+        }
+        catch (Xunit.Sdk.XunitException e)
+        {
+            // Which member pairs' probes stayed slow after the delay was removed.
+            var probesNow = await demo.RoundTripCountsAsync();
+            throw new Xunit.Sdk.XunitException($"{e.Message}\nRTT probes since the delay was removed: {DemoCluster.RoundTripDelta(probesAtHeal, probesNow)}");
+        }
+
+        output.WriteLine($"RTT probes since the delay was removed: {DemoCluster.RoundTripDelta(probesAtHeal, await demo.RoundTripCountsAsync())}");
         output.WriteLine($"lowered to {Election(lowered)} {watch.Elapsed.TotalSeconds:0.0} s after the delay was removed (quiet period {DemoCluster.TuningQuietPeriod}): {lowered?["tuning"]?.ToJsonString()}");
     }
 
