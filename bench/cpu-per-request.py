@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""CPU and latency per single-client request, raftkv against etcd side by side.
+"""CPU and latency per single-client request (or, with --many, per put under 1000 clients), raftkv against etcd side by side.
 
 Starts one 3-member cluster per system on loopback free ports (the same etcd command lines for each), warms each up
 with sequential puts, then runs rounds of sequential 256 B puts and linearizable gets from python3-etcd3 against each
@@ -9,11 +9,17 @@ p50/p90 per request. Compare systems within one run: this machine is shared and 
 
 Usage:
   bench/cpu-per-request.py [--system NAME=PROGRAM ...] [--puts N] [--gets N] [--rounds N] [--warmup N] [--perf SYSTEM]
+  bench/cpu-per-request.py --many N [--clients 1000] [--loadgen DLL] [--syscalls NAME,...] [--perf SYSTEM [--perf-event EV]]
+                           [--system NAME=PROGRAM ...] [--rounds N]
 
 Defaults: raftkv=bin/raftkv and etcd=/usr/bin/etcd, 1000 puts and 1000 gets per round, 3 rounds, 1500 warm-up puts.
 A system may be given twice under different names (say, a build of main and a build of a branch).
 --perf NAME records `perf record -F 2000 -g` of that system's members during its puts of the last round
 (perf.data in the run's temp dir, printed at the end; raftkv members then run with DOTNET_PerfMapEnabled=1).
+--many N runs N puts per round from --clients concurrent clients (the comparison run's 1000-client put shape, through
+the load generator's workload mode; build it first: dotnet build bench/RaftKv.LoadGenerator -c Release) and prints
+members' CPU per put, throughput and p99 per system. With it, --syscalls futex,pwrite64,... counts those syscalls of the
+members per put (perf stat), and --perf-event syscalls:sys_enter_futex makes --perf record that event instead of samples.
 --futex counts the members' futex calls per put with `perf stat` (thread wake-ups and sleeps: the cost that separates
 raftkv from etcd; strace -c slows every call so much that it blurs the difference between builds).
 """
@@ -136,6 +142,25 @@ def run_gets(cluster, n):
     return lat, (after - before) / CLK_TCK / n, sw / n
 
 
+def run_many(cluster, loadgen, n, clients):
+    """n puts from `clients` concurrent clients on clients/10 connections to every member (the comparison run's 1000-client
+    put row), by the load generator; returns (throughput/s, p99 ms, members' CPU per put in seconds, errors)."""
+    endpoints = ",".join(f"127.0.0.1:{p}" for p in cluster.client_ports)
+    before = cpu_ticks(cluster.pids)
+    out = subprocess.run(["dotnet", loadgen, "put", "--endpoints", endpoints, "--clients", str(clients),
+                          "--conns", str(max(1, clients // 10)), "--total", str(n), "--key-space", "100000",
+                          "--target", "all", "--max-seconds", "60"],
+                         capture_output=True, text=True, check=True).stdout
+    after = cpu_ticks(cluster.pids)
+    # "<system>: N done, E errors in S s = T/s; p50 .. p90 .. p99 X ms max .."
+    line = [ln for ln in out.splitlines() if " done, " in ln][-1]
+    done = int(line.split(": ", 1)[1].split(" done")[0])
+    errors = int(line.split(" done, ")[1].split(" errors")[0])
+    rate = float(line.split(" = ")[1].split("/s")[0].replace(",", ""))
+    p99 = line.split(" p99 ")[1].split(" ms")[0]
+    return rate, float(p99), (after - before) / CLK_TCK / max(1, done), errors
+
+
 def switches(pids):
     """Context switches summed over every thread of the members (thread hops: each wake of a sleeping thread is one)."""
     total = 0
@@ -181,7 +206,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1500)
     ap.add_argument("--perf", metavar="NAME")
+    ap.add_argument("--perf-event", metavar="EVENT", help="with --many --perf: record this event (e.g. syscalls:sys_enter_futex) instead of CPU samples")
     ap.add_argument("--futex", action="store_true")
+    ap.add_argument("--many", type=int, default=0, metavar="N",
+                    help="instead of single-client rounds: N puts per round from --clients concurrent clients (load generator)")
+    ap.add_argument("--clients", type=int, default=1000)
+    ap.add_argument("--loadgen", default=None, metavar="DLL")
+    ap.add_argument("--syscalls", default="", metavar="NAME,NAME",
+                    help="with --many: count these syscalls of the members per put with perf stat (e.g. pwrite64,fdatasync)")
     a = ap.parse_args()
     systems = a.system or [f"raftkv={os.path.join(here, 'bin', 'raftkv')}", "etcd=/usr/bin/etcd"]
     systems = [s.split("=", 1) for s in systems]
@@ -210,6 +242,45 @@ def main():
         for c in clusters:
             run_puts(c, a.warmup, value)
             run_gets(c, a.warmup // 3)
+        if a.many > 0:
+            loadgen = a.loadgen or os.path.join(here, "bench", "RaftKv.LoadGenerator", "bin", "Release", "net10.0",
+                                                "RaftKv.LoadGenerator.dll")
+            for c in clusters:  # warm-up in the same shape (JIT of both sides)
+                run_many(c, loadgen, a.many // 2, a.clients)
+            print(f"load average at start: {os.getloadavg()[0]:.2f}; {a.many} puts per round from {a.clients} clients")
+            print("| round | system | put CPU/req (µs, 3 members) | throughput (/s) | p99 (ms) | errors | load |")
+            print("|---:|---|---:|---:|---:|---:|---:|")
+            for r in range(a.rounds):
+                order = clusters if r % 2 == 0 else list(reversed(clusters))
+                for c in order:
+                    if a.perf == c.name and r == a.rounds - 1:
+                        perf = subprocess.Popen(["perf", "record"] + (["-e", a.perf_event] if a.perf_event else ["-F", "999"]) + ["-g", "-o", os.path.join(root, "perf.data"),
+                                                 "-p", ",".join(map(str, c.pids))],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        time.sleep(1)
+                    counter = None
+                    if a.syscalls:
+                        events = ",".join(f"syscalls:sys_enter_{n}" for n in a.syscalls.split(","))
+                        out = os.path.join(root, "syscalls.txt")
+                        counter = subprocess.Popen(["perf", "stat", "-e", events, "-o", out, "-p", ",".join(map(str, c.pids))],
+                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        time.sleep(0.5)
+                    rate, p99, cpu, errors = run_many(c, loadgen, a.many, a.clients)
+                    if counter is not None:
+                        counter.send_signal(signal.SIGINT)
+                        counter.wait()
+                        with open(out) as f:
+                            counts = [ln.split() for ln in f if "syscalls:sys_enter_" in ln]
+                        print(f"  {c.name} per put: " + ", ".join(
+                            f"{p[1].removeprefix('syscalls:sys_enter_')} {float(p[0].replace(',', '')) / a.many:.2f}" for p in counts))
+                    if perf is not None and perf.poll() is None:
+                        perf.send_signal(signal.SIGINT)
+                        perf.wait()
+                    print(f"| {r + 1} | {c.name} | {cpu * 1e6:.0f} | {rate:,.0f} | {p99:.1f} | {errors} | {os.getloadavg()[0]:.1f} |",
+                          flush=True)
+            if a.perf:
+                print(f"perf data: {os.path.join(root, 'perf.data')}")
+            return
         print(f"load average at start: {os.getloadavg()[0]:.2f}; {a.puts} puts and {a.gets} linearizable gets per round")
         print("| round | system | put CPU/req (ms, 3 members) | put switches/req | put futex/req | put p50 (ms) | put p90 | "
               "lin. get CPU/req | get switches/req | get p50 | get p90 | load |")
