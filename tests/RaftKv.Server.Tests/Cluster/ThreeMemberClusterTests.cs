@@ -34,6 +34,19 @@ public sealed class ThreeMemberClusterTests
     }
 
     [Fact]
+    public async Task Members_started_with_the_peer_wire_off_send_Raft_messages_on_gRPC_streams_and_serve_as_usual()
+    {
+        await using var cluster = await TestCluster.StartAsync(extraArgs: ["--peer-wire=false"]);
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+
+        await Etcdctl.OkAsync(cluster.Endpoint(follower), "put", "wire-off", "yes");
+        Assert.Equal("wire-off\nyes\n", await Etcdctl.OkAsync(cluster.Endpoint((leader + 2) % 3), "get", "wire-off"));
+        var links = Enumerable.Range(0, 3).SelectMany(i => cluster.Host(i).Member.Transport.Describe()).ToList();
+        Assert.True(links.Count == 6 && links.All(p => p.Link == RaftKv.Server.Peers.PeerLink.Grpc), $"peer links: {string.Join(", ", links)}");
+    }
+
+    [Fact]
     public async Task Endpoint_status_agrees_on_leader_and_term_and_move_leader_hands_over()
     {
         await using var cluster = await TestCluster.StartAsync();

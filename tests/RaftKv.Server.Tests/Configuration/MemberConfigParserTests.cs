@@ -155,4 +155,15 @@ public sealed class MemberConfigParserTests
         Assert.Equal(TimeSpan.FromSeconds(90), fromEnvironment.CorruptCheckTime);
         Assert.True(MemberConfigParser.Parse(["--experimental-initial-corrupt-check"], NoEnvironment).InitialCorruptCheck);
     }
+
+    [Fact]
+    public void The_peer_wire_is_on_by_default_and_can_be_turned_off_by_flag_or_environment()
+    {
+        Assert.True(MemberConfigParser.Parse([], NoEnvironment).PeerWire);
+        Assert.True(MemberConfigParser.Parse(["--peer-wire"], NoEnvironment).PeerWire);
+        Assert.False(MemberConfigParser.Parse(["--peer-wire=false"], NoEnvironment).PeerWire);
+        Assert.False(MemberConfigParser.Parse([], new Dictionary<string, string> { ["ETCD_PEER_WIRE"] = "false" }).PeerWire);
+        var error = Assert.Throws<ConfigException>(() => MemberConfigParser.Parse(["--peer-wire=off"], NoEnvironment));
+        Assert.Contains("invalid value \"off\" for flag -peer-wire: expected true or false", error.Message, StringComparison.Ordinal);
+    }
 }

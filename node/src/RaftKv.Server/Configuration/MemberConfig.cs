@@ -91,6 +91,13 @@ internal sealed record MemberConfig
     /// <summary>etcd's <c>--experimental-corrupt-check-time</c>: how often the leader compares members' HashKV (zero: never).</summary>
     public TimeSpan CorruptCheckTime { get; init; } = TimeSpan.Zero;
 
+    /// <summary>
+    /// raftkv's <c>--peer-wire</c> (no etcd counterpart): Raft messages to peers go on the peer wire (one plain or TLS
+    /// connection per peer, length-prefixed batches; see Peers/PeerWire.cs). False sends them on the gRPC streams older
+    /// versions use: a way back if the wire misbehaves somewhere, without a downgrade. Receiving is unaffected.
+    /// </summary>
+    public bool PeerWire { get; init; } = true;
+
     /// <summary>debug, info, warn or error.</summary>
     public string LogLevel { get; init; } = "info";
 

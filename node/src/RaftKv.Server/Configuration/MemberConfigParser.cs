@@ -41,6 +41,8 @@ internal static class MemberConfigParser
             (c, v) => c with { InitialCorruptCheck = Bool("experimental-initial-corrupt-check", v) }, IsBool: true),
         new("experimental-corrupt-check-time", "Duration of time between cluster corruption check passes (0s: off).",
             (c, v) => c with { CorruptCheckTime = Duration("experimental-corrupt-check-time", v) }),
+        new("peer-wire", "raftkv only: send Raft messages to peers on the peer wire (default true); false sends them on gRPC streams, as older raftkv versions do. Members accept both either way.",
+            (c, v) => c with { PeerWire = Bool("peer-wire", v) }, IsBool: true),
         new("log-level", "Log level: debug, info, warn or error.", (c, v) => c with { LogLevel = ParseLogLevel(v) }),
         new("cert-file", "Path to the client server TLS cert file.", (c, v) => c with { ClientTls = c.ClientTls with { CertFile = v } }),
         new("key-file", "Path to the client server TLS key file.", (c, v) => c with { ClientTls = c.ClientTls with { KeyFile = v } }),

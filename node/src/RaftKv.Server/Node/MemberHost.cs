@@ -232,7 +232,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
                 MemberDir = memberDir,
                 InitialMembers = initialMembers,
                 BootstrapVoters = bootstrapVoters,
-                Transport = new PeerTransportOptions { ClusterId = clusterId, MemberId = memberId, Tls = peerTls },
+                Transport = new PeerTransportOptions { ClusterId = clusterId, MemberId = memberId, Tls = peerTls, Wire = config.PeerWire },
             },
             log, membership, metrics, faults, options.Time, loggers);
         member.SetApplier(kv);
