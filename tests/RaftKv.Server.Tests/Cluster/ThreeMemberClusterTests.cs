@@ -324,6 +324,31 @@ public sealed class JoinTests
     }
 
     [Fact]
+    public async Task Promote_through_a_follower_reaches_the_leader_over_the_peer_urls_when_its_client_urls_are_out_of_reach()
+    {
+        // Client URLs may be reachable only by clients (a load balancer, another network); etcd forwards a promotion over
+        // the peer URLs. Here every member advertises a client URL on which nothing listens: a forward over it would meet
+        // no leader until the request times out.
+        var unreachable = $"http://127.0.0.1:{FreePorts.Take(1)[0]}";
+        await using var cluster = await TestCluster.StartAsync(extraArgs: ["--advertise-client-urls", unreachable]);
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        using var leaderChannel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(leader)}");
+        var added = await new RaftKv.Protocol.Etcd.Cluster.ClusterClient(leaderChannel).MemberAddAsync(
+            new RaftKv.Protocol.Etcd.MemberAddRequest { PeerURLs = { $"http://127.0.0.1:{FreePorts.Take(1)[0]}" }, IsLearner = true });
+        await Eventually.TrueAsync(() => cluster.Host(follower).Member.Membership.Get(added.Member.ID) is not null, cluster.Describe);
+
+        using var followerChannel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(follower)}");
+        var refused = await Assert.ThrowsAsync<RpcException>(() => new RaftKv.Protocol.Etcd.Cluster.ClusterClient(followerChannel)
+            .MemberPromoteAsync(new RaftKv.Protocol.Etcd.MemberPromoteRequest { ID = added.Member.ID }).ResponseAsync);
+
+        // The learner never started: the leader's answer is etcd's "not in sync".
+        Assert.True(
+            refused.StatusCode == StatusCode.FailedPrecondition && refused.Status.Detail == "etcdserver: can only promote a learner member which is in sync with leader",
+            $"expected the leader's FailedPrecondition 'can only promote a learner member which is in sync with leader', got {refused.Status}; {cluster.Describe()}");
+    }
+
+    [Fact]
     public async Task Promote_through_a_follower_whose_leader_just_stopped_waits_for_the_new_leader()
     {
         // etcd's waitLeader: a member whose leader is gone waits for the next one (and retries a forward that reached no

@@ -5,6 +5,7 @@ using RaftKv.Server.Cluster;
 using RaftKv.Server.Node;
 using RaftKv.Server.Peers;
 using Internal = RaftKv.Protocol.Internal;
+using Wire = RaftKv.Protocol.Peer;
 
 namespace RaftKv.Server.Api;
 
@@ -21,10 +22,17 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
     private readonly Headers _headers;
     private readonly TimeProvider _time;
     private readonly MemberTls? _clientTls;
+    private readonly MemberTls? _peerTls;
 
-    public ClusterService(RaftMember member, Headers headers, TimeProvider time, MemberTls? clientTls = null)
+    /// <param name="member">The member whose membership this serves.</param>
+    /// <param name="headers">Response headers.</param>
+    /// <param name="time">Clock for waits within a request's timeout.</param>
+    /// <param name="clientTls">TLS of the client URLs (a promotion forwarded to a leader of an older version goes there).</param>
+    /// <param name="peerTls">TLS of the peer URLs (where a follower forwards a promotion to the leader).</param>
+    public ClusterService(RaftMember member, Headers headers, TimeProvider time, MemberTls? clientTls = null, MemberTls? peerTls = null)
     {
         _clientTls = clientTls;
+        _peerTls = peerTls;
         _member = member;
         _headers = headers;
         _time = time;
@@ -191,10 +199,36 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
         return response;
     }
 
-    /// <summary>Hands the request to the leader (as etcd does); the leader's answer, success or refusal, is the answer.</summary>
+    /// <summary>
+    /// A promotion forwarded by a follower over the peer URLs (<see cref="PeerService"/>): the leader's part only. A member that
+    /// is not the leader (any more) says so with etcd's text, and the follower asks again once it knows the new leader.
+    /// </summary>
+    public async Task<MemberPromoteResponse> PromoteForwardedAsync(MemberPromoteRequest request, CancellationToken cancellationToken) =>
+        await PromoteAsLeaderAsync(request, cancellationToken).ConfigureAwait(false) ?? throw EtcdErrors.NotLeader;
+
+    /// <summary>
+    /// Hands the request to the leader over its peer URL, as etcd does (client URLs may listen where peers cannot reach them);
+    /// the leader's answer, success or refusal, is the answer. A leader of an older version, which takes promotions only as
+    /// a client, gets it on its client URL.
+    /// </summary>
     private async Task<MemberPromoteResponse> ForwardPromoteAsync(Internal.Member leader, MemberPromoteRequest request, DateTimeOffset deadline,
         CancellationToken cancellationToken)
     {
+        if (leader.PeerUrls.Count > 0)
+        {
+            try
+            {
+                using var peerChannel = HostsFileResolver.Process.Channel(leader.PeerUrls[0], _peerTls);
+                return await new Wire.Peer.PeerClient(peerChannel).PromoteAsync(
+                    new Wire.PromoteRequest { ClusterId = _member.ClusterId, From = _member.MemberId, Request = request },
+                    deadline: deadline.UtcDateTime, cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unimplemented && leader.ClientUrls.Count > 0)
+            {
+                // An older leader: the client URL below.
+            }
+        }
+
         using var channel = HostsFileResolver.Process.Channel(leader.ClientUrls[0], _clientTls);
         var client = new RaftKv.Protocol.Etcd.Cluster.ClusterClient(channel);
         return await client.MemberPromoteAsync(request, deadline: deadline.UtcDateTime, cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -212,7 +246,7 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
         || e.Status.Detail == EtcdErrors.LeaderChanged.Status.Detail;
 
     /// <summary>
-    /// The leader this member knows (with the client URL to forward to), waiting for one up to <paramref name="deadline"/>;
+    /// The leader this member knows (with a URL to forward to), waiting for one up to <paramref name="deadline"/>;
     /// null when none appeared in time.
     /// </summary>
     private async Task<Internal.Member?> WaitForLeaderAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
@@ -220,7 +254,7 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
         while (true)
         {
             var leader = _member.Leader;
-            if (leader != 0 && _member.Membership.Get(leader) is { } known && (leader == _member.MemberId || known.ClientUrls.Count > 0))
+            if (leader != 0 && _member.Membership.Get(leader) is { } known && (leader == _member.MemberId || known.PeerUrls.Count > 0 || known.ClientUrls.Count > 0))
             {
                 return known;
             }

@@ -362,8 +362,9 @@ internal sealed partial class MemberHost : IAsyncDisposable
         kv.Applied += _ => watchHub.Notify();
         builder.Services.AddSingleton(new WatchService(kv, watchHub, headers, options.Time));
         builder.Services.AddSingleton(_ => new LeaseService(member, kv, lessor, headers, kv.LeaseMetrics!, options.Time, clientTls)); // disposed with the app (its channels to the leader)
-        builder.Services.AddSingleton(new PeerService(member, metrics, stopping, kv.Store.HashKv));
-        builder.Services.AddSingleton(new ClusterService(member, headers, options.Time, clientTls));
+        var cluster = new ClusterService(member, headers, options.Time, clientTls, peerTls);
+        builder.Services.AddSingleton(new PeerService(member, metrics, stopping, kv.Store.HashKv, cluster.PromoteForwardedAsync));
+        builder.Services.AddSingleton(cluster);
         builder.Services.AddSingleton(new MaintenanceService(member, kv, headers, config.EffectiveQuotaBackendBytes));
         builder.Services.AddSingleton(new AdminService(member, walFsync, diskFaults, memberDir,
             options.EnableTestHooks || Environment.GetEnvironmentVariable(PeerFaults.EnableVariable) == "1"));

@@ -4,6 +4,7 @@ using RaftKv.Raft;
 using RaftKv.Server.Kv;
 using RaftKv.Server.Observability;
 using RaftKv.Storage.Mvcc;
+using Etcd = RaftKv.Protocol.Etcd;
 using Wire = RaftKv.Protocol.Peer;
 
 namespace RaftKv.Server.Peers;
@@ -35,13 +36,17 @@ internal sealed class PeerService : Wire.Peer.PeerBase
     private readonly NodeMetrics _metrics;
     private readonly CancellationToken _stopping;
     private readonly Func<long, HashKvResponse>? _hashKv;
+    private readonly Func<Etcd.MemberPromoteRequest, CancellationToken, Task<Etcd.MemberPromoteResponse>>? _promote;
 
     /// <param name="inbox">Receives the messages.</param>
     /// <param name="metrics">Byte and failure counters.</param>
     /// <param name="stopping">Ends open streams when the member shuts down (otherwise the server would wait for peers to hang up).</param>
     /// <param name="hashKv">The store's HashKV at a revision (0: current); null answers HashKV with UNIMPLEMENTED.</param>
-    public PeerService(IPeerInbox inbox, NodeMetrics metrics, CancellationToken stopping, Func<long, HashKvResponse>? hashKv = null)
+    /// <param name="promote">The leader's part of a learner promotion a follower forwards; null answers Promote with UNIMPLEMENTED.</param>
+    public PeerService(IPeerInbox inbox, NodeMetrics metrics, CancellationToken stopping, Func<long, HashKvResponse>? hashKv = null,
+        Func<Etcd.MemberPromoteRequest, CancellationToken, Task<Etcd.MemberPromoteResponse>>? promote = null)
     {
+        _promote = promote;
         _inbox = inbox;
         _metrics = metrics;
         _stopping = stopping;
@@ -158,6 +163,18 @@ internal sealed class PeerService : Wire.Peer.PeerBase
         {
             throw StoreMapping.ToRpc(e);
         }
+    }
+
+    public override Task<Etcd.MemberPromoteResponse> Promote(Wire.PromoteRequest request, ServerCallContext context)
+    {
+        if (request.ClusterId != _inbox.ClusterId)
+        {
+            throw ClusterMismatch(request.ClusterId, request.From);
+        }
+
+        return _promote is null
+            ? throw new RpcException(new Status(StatusCode.Unimplemented, "this member does not take forwarded promotions"))
+            : _promote(request.Request ?? new Etcd.MemberPromoteRequest(), context.CancellationToken);
     }
 
     private void Check(ulong clusterId, ulong from, ulong to)
