@@ -14,6 +14,37 @@ public sealed class LeaseTests
     private static RangeRequest All => new() { Key = ByteString.CopyFrom([0]), RangeEnd = ByteString.CopyFrom([0]), Serializable = true };
 
     [Fact]
+    public async Task Keep_alive_and_time_to_live_through_a_follower_reach_the_leader_over_the_peer_urls_when_client_urls_are_out_of_reach()
+    {
+        // etcd forwards these two over the peer URLs (/leases): client URLs may be reachable only by clients. Here every member
+        // advertises a client URL on which nothing listens.
+        var unreachable = $"http://127.0.0.1:{FreePorts.Take(1)[0]}";
+        await using var cluster = await TestCluster.StartAsync(extraArgs: ["--advertise-client-urls", unreachable]);
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        using var channel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(follower)}");
+        var leases = new Lease.LeaseClient(channel);
+        var granted = await leases.LeaseGrantAsync(new LeaseGrantRequest { TTL = 60 });
+
+        using (var call = leases.LeaseKeepAlive())
+        {
+            await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = granted.ID });
+            Assert.True(await call.ResponseStream.MoveNext(), "no keep-alive response");
+            Assert.Equal((granted.ID, 60L), (call.ResponseStream.Current.ID, call.ResponseStream.Current.TTL));
+            await call.RequestStream.CompleteAsync();
+        }
+
+        var ttl = await leases.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = granted.ID });
+        Assert.True(ttl.GrantedTTL == 60 && ttl.TTL is > 50 and <= 60, ttl.ToString());
+
+        // The peer port takes lease calls only as forwarded by a member, never a client's.
+        using var peerChannel = GrpcChannel.ForAddress($"http://127.0.0.1:{cluster.PeerPorts[leader]}");
+        var refused = await Assert.ThrowsAsync<RpcException>(() => new Lease.LeaseClient(peerChannel)
+            .LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = granted.ID }).ResponseAsync);
+        Assert.Equal(StatusCode.Unimplemented, refused.StatusCode);
+    }
+
+    [Fact]
     public async Task Grant_attach_keep_alive_and_time_to_live_through_a_follower_then_revoke_and_expiry_delete_the_keys_everywhere()
     {
         await using var cluster = await TestCluster.StartAsync();

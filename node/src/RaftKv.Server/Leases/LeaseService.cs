@@ -12,8 +12,9 @@ namespace RaftKv.Server.Leases;
 
 /// <summary>
 /// etcd's Lease service. Grant and revoke go through Raft; leases are listed from the local store. Keep-alives and time-to-live
-/// need the leader (only it knows expiry times): a follower forwards them to the leader's client URL, marked as forwarded so the
-/// leader never forwards them again.
+/// need the leader (only it knows expiry times): a follower forwards them to the leader's peer URL as etcd does (client URLs may
+/// be out of peers' reach), marked as forwarded so the leader never forwards them again; the peer port takes these two calls only
+/// when so marked. A leader of an older version, which answers them on its client URL only, gets them there.
 /// </summary>
 internal sealed class LeaseService : Lease.LeaseBase, IDisposable
 {
@@ -27,12 +28,15 @@ internal sealed class LeaseService : Lease.LeaseBase, IDisposable
     private readonly LeaseMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly MemberTls? _clientTls;
+    private readonly MemberTls? _peerTls;
     private readonly LeaseIdGenerator _ids;
     private readonly Lock _channelsLock = new();
     private readonly Dictionary<string, GrpcChannel> _channels = [];
 
-    public LeaseService(RaftMember member, KvStateMachine kv, Lessor lessor, Headers headers, LeaseMetrics metrics, TimeProvider time, MemberTls? clientTls = null)
+    public LeaseService(RaftMember member, KvStateMachine kv, Lessor lessor, Headers headers, LeaseMetrics metrics, TimeProvider time, MemberTls? clientTls = null,
+        MemberTls? peerTls = null)
     {
+        _peerTls = peerTls;
         _member = member;
         _kv = kv;
         _lessor = lessor;
@@ -205,11 +209,14 @@ internal sealed class LeaseService : Lease.LeaseBase, IDisposable
         return response;
     }
 
-    private async Task<long> RenewOnLeaderAsync(ulong leader, long id, CancellationToken ct)
+    private Task<long> RenewOnLeaderAsync(ulong leader, long id, CancellationToken ct) =>
+        OnLeaderUrlAsync(leader, channel => RenewAsync(channel, id, ct));
+
+    private async Task<long> RenewAsync(GrpcChannel channel, long id, CancellationToken ct)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(_member.RequestTimeout);
-        using var call = new Lease.LeaseClient(ChannelTo(leader)).LeaseKeepAlive(Forwarded, cancellationToken: timeout.Token);
+        using var call = new Lease.LeaseClient(channel).LeaseKeepAlive(Forwarded, cancellationToken: timeout.Token);
         await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = id }, timeout.Token).ConfigureAwait(false);
         await call.RequestStream.CompleteAsync().ConfigureAwait(false);
         if (!await call.ResponseStream.MoveNext(timeout.Token).ConfigureAwait(false))
@@ -220,22 +227,41 @@ internal sealed class LeaseService : Lease.LeaseBase, IDisposable
         return call.ResponseStream.Current.TTL;
     }
 
-    private async Task<LeaseTimeToLiveResponse> TimeToLiveOnLeaderAsync(ulong leader, LeaseTimeToLiveRequest request, CancellationToken ct)
-    {
-        var client = new Lease.LeaseClient(ChannelTo(leader));
-        return await client.LeaseTimeToLiveAsync(request, Forwarded, _time.GetUtcNow().UtcDateTime + _member.RequestTimeout, ct).ConfigureAwait(false);
-    }
+    private Task<LeaseTimeToLiveResponse> TimeToLiveOnLeaderAsync(ulong leader, LeaseTimeToLiveRequest request, CancellationToken ct) =>
+        OnLeaderUrlAsync(leader, async channel => await new Lease.LeaseClient(channel)
+            .LeaseTimeToLiveAsync(request, Forwarded, _time.GetUtcNow().UtcDateTime + _member.RequestTimeout, ct).ConfigureAwait(false));
 
     private static Metadata Forwarded => new() { { ForwardedHeader, "1" } };
 
-    private GrpcChannel ChannelTo(ulong leader)
+    /// <summary>
+    /// <paramref name="call"/> on the leader's peer URL; on its client URL when the leader answers UNIMPLEMENTED there (an older
+    /// version, whose peer port serves no lease calls).
+    /// </summary>
+    private async Task<T> OnLeaderUrlAsync<T>(ulong leader, Func<GrpcChannel, Task<T>> call)
     {
-        var url = _member.Membership.Get(leader)?.ClientUrls.FirstOrDefault() ?? throw EtcdErrors.NoLeader;
+        var member = _member.Membership.Get(leader) ?? throw EtcdErrors.NoLeader;
+        if (member.PeerUrls.FirstOrDefault() is { } peerUrl)
+        {
+            try
+            {
+                return await call(ChannelTo(peerUrl, _peerTls)).ConfigureAwait(false);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unimplemented && member.ClientUrls.Count > 0)
+            {
+                // An older leader: its client URL below.
+            }
+        }
+
+        return await call(ChannelTo(member.ClientUrls.FirstOrDefault() ?? throw EtcdErrors.NoLeader, _clientTls)).ConfigureAwait(false);
+    }
+
+    private GrpcChannel ChannelTo(string url, MemberTls? tls)
+    {
         lock (_channelsLock)
         {
             if (!_channels.TryGetValue(url, out var channel))
             {
-                _channels[url] = channel = HostsFileResolver.Process.Channel(url, _clientTls);
+                _channels[url] = channel = HostsFileResolver.Process.Channel(url, tls);
             }
 
             return channel;

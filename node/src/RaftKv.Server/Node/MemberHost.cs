@@ -361,7 +361,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         var watchHub = new WatchHub();
         kv.Applied += _ => watchHub.Notify();
         builder.Services.AddSingleton(new WatchService(kv, watchHub, headers, options.Time));
-        builder.Services.AddSingleton(_ => new LeaseService(member, kv, lessor, headers, kv.LeaseMetrics!, options.Time, clientTls)); // disposed with the app (its channels to the leader)
+        builder.Services.AddSingleton(_ => new LeaseService(member, kv, lessor, headers, kv.LeaseMetrics!, options.Time, clientTls, peerTls)); // disposed with the app (its channels to the leader)
         var cluster = new ClusterService(member, headers, options.Time, clientTls, peerTls);
         builder.Services.AddSingleton(new PeerService(member, metrics, stopping, kv.Store.HashKv, cluster.PromoteForwardedAsync));
         builder.Services.AddSingleton(cluster);
@@ -371,11 +371,14 @@ internal sealed partial class MemberHost : IAsyncDisposable
         var app = builder.Build();
 
         // Peer traffic only on peer ports, client traffic only on client ports; metrics ports (--listen-metrics-urls) serve
-        // /metrics and the health checks only, as etcd's do.
+        // /metrics and the health checks only, as etcd's do. A lease keep-alive or time-to-live that a follower forwards to the
+        // leader (marked as forwarded) is peer traffic too, as etcd's /leases on the peer URLs.
         app.Use(async (context, next) =>
         {
             var onPeerPort = peerPorts.Contains(context.Connection.LocalPort);
-            var isPeerCall = context.Request.Path.StartsWithSegments("/raftkv.peer.Peer", StringComparison.Ordinal);
+            var isPeerCall = context.Request.Path.StartsWithSegments("/raftkv.peer.Peer", StringComparison.Ordinal)
+                || (onPeerPort && context.Request.Headers.ContainsKey(LeaseService.ForwardedHeader)
+                    && context.Request.Path.Value is "/etcdserverpb.Lease/LeaseKeepAlive" or "/etcdserverpb.Lease/LeaseTimeToLive");
             var onMetricsPort = metricsPorts.Contains(context.Connection.LocalPort);
             var isMetricsCall = context.Request.Path.Value is "/metrics" or "/health" or "/livez" or "/readyz";
             if (onPeerPort != isPeerCall || (onMetricsPort && !isMetricsCall))
