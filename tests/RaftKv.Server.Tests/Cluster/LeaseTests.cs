@@ -16,10 +16,8 @@ public sealed class LeaseTests
     [Fact]
     public async Task Keep_alive_and_time_to_live_through_a_follower_reach_the_leader_over_the_peer_urls_when_client_urls_are_out_of_reach()
     {
-        // etcd forwards these two over the peer URLs (/leases): client URLs may be reachable only by clients. Here every member
-        // advertises a client URL on which nothing listens.
-        var unreachable = $"http://127.0.0.1:{FreePorts.Take(1)[0]}";
-        await using var cluster = await TestCluster.StartAsync(extraArgs: ["--advertise-client-urls", unreachable]);
+        // etcd forwards these two over the peer URLs (/leases): client URLs may be reachable only by clients.
+        await using var cluster = await TestCluster.StartWithClientUrlsOutOfReachAsync();
         var leader = await cluster.WaitForLeaderAsync();
         var follower = (leader + 1) % 3;
         using var channel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(follower)}");

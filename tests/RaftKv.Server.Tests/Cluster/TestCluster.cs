@@ -85,6 +85,13 @@ internal sealed class TestCluster : IAsyncDisposable
         return cluster;
     }
 
+    /// <summary>
+    /// A cluster whose members all advertise a client URL on which nothing listens, as when client URLs are reachable only by
+    /// clients (a load balancer, another network): what members hand to each other has to go over the peer URLs.
+    /// </summary>
+    public static Task<TestCluster> StartWithClientUrlsOutOfReachAsync() =>
+        StartAsync(extraArgs: ["--advertise-client-urls", $"http://127.0.0.1:{FreePorts.Take(1)[0]}"]);
+
     public string[] Args(int i, int heartbeatMs, int electionMs) =>
     [
         "--name", Names[i],

@@ -326,11 +326,9 @@ public sealed class JoinTests
     [Fact]
     public async Task Promote_through_a_follower_reaches_the_leader_over_the_peer_urls_when_its_client_urls_are_out_of_reach()
     {
-        // Client URLs may be reachable only by clients (a load balancer, another network); etcd forwards a promotion over
-        // the peer URLs. Here every member advertises a client URL on which nothing listens: a forward over it would meet
-        // no leader until the request times out.
-        var unreachable = $"http://127.0.0.1:{FreePorts.Take(1)[0]}";
-        await using var cluster = await TestCluster.StartAsync(extraArgs: ["--advertise-client-urls", unreachable]);
+        // etcd forwards a promotion over the peer URLs; a forward over the client URL here would meet no leader until the
+        // request times out.
+        await using var cluster = await TestCluster.StartWithClientUrlsOutOfReachAsync();
         var leader = await cluster.WaitForLeaderAsync();
         var follower = (leader + 1) % 3;
         using var leaderChannel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(leader)}");
