@@ -114,32 +114,37 @@ public sealed class CorruptionCheckTests
     {
         // The damaged member is let in (initial check off) so that only the periodic check can find it.
         await using var cluster = await TestCluster.StartAsync(extraArgs: ["--experimental-corrupt-check-time=200ms", "--experimental-initial-corrupt-check=false"]);
-        await cluster.WaitForLeaderAsync();
+        var first = await cluster.WaitForLeaderAsync();
         await Etcdctl.OkAsync(cluster.Endpoints, "put", Key, Value);
-        await Eventually.TrueAsync(() => cluster.Host(2).Member.AppliedIndex >= cluster.Host(0).Member.CommitIndex, cluster.Describe);
-        var victimId = cluster.Host(2).Member.MemberId;
-        await cluster.StopMemberAsync(2);
-        FlipByteInValue(Path.Combine(cluster.DataDir(2), "member", "snap", "db"));
+
+        // The damaged member is a follower: the leader stays while it restarts. (Damaging the leader let the restarted
+        // member win the election its peers had not held yet, and a damaged leader compares the others against itself.)
+        var victim = (first + 1) % 3;
+        await Eventually.TrueAsync(() => cluster.Host(victim).Member.AppliedIndex >= cluster.Host(first).Member.CommitIndex, cluster.Describe);
+        var victimId = cluster.Host(victim).Member.MemberId;
+        await cluster.StopMemberAsync(victim);
+        FlipByteInValue(Path.Combine(cluster.DataDir(victim), "member", "snap", "db"));
         await cluster.RestartAllAsync();
         var leader = await cluster.WaitForLeaderAsync();
-        Assert.True(leader != 2, $"the damaged member became leader: {cluster.Describe()}");
+        Assert.True(leader != victim, $"the damaged member became leader: {cluster.Describe()}");
+        var other = 3 - leader - victim;
 
         var alarms = await Eventually.ValueAsync(async () =>
         {
-            var (_, stdout, _) = await Etcdctl.RunAsync(cluster.Endpoint(0), "alarm", "list");
+            var (_, stdout, _) = await Etcdctl.RunAsync(cluster.Endpoint(leader), "alarm", "list");
             return stdout.Contains("alarm:CORRUPT", StringComparison.Ordinal) ? stdout : null;
         }, cluster.Describe);
         Assert.Equal($"memberID:{victimId} alarm:CORRUPT \n", alarms); // etcdctl 3.4 prints a space before the newline
 
-        Assert.Equal("Error: etcdserver: corrupt cluster", await Etcdctl.FailsAsync(cluster.Endpoint(1), "put", "after-alarm", "x"));
-        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress($"http://{cluster.Endpoint(0)}");
+        Assert.Equal("Error: etcdserver: corrupt cluster", await Etcdctl.FailsAsync(cluster.Endpoint(other), "put", "after-alarm", "x"));
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress($"http://{cluster.Endpoint(leader)}");
         var refused = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => new RaftKv.Protocol.Etcd.KV.KVClient(channel)
             .PutAsync(new RaftKv.Protocol.Etcd.PutRequest { Key = Google.Protobuf.ByteString.CopyFromUtf8("after-alarm"), Value = Google.Protobuf.ByteString.CopyFromUtf8("x") }).ResponseAsync);
         Assert.Equal(Grpc.Core.StatusCode.DataLoss, refused.StatusCode);
         Assert.Equal("etcdserver: corrupt cluster", refused.Status.Detail);
 
         // Reads go on (etcd refuses only what goes through its applier), and Status reports the alarm.
-        Assert.Equal(Value + "\n", await Etcdctl.OkAsync(cluster.Endpoint(0), "get", Key, "--print-value-only"));
+        Assert.Equal(Value + "\n", await Etcdctl.OkAsync(cluster.Endpoint(leader), "get", Key, "--print-value-only"));
         var status = await new RaftKv.Protocol.Etcd.Maintenance.MaintenanceClient(channel).StatusAsync(new RaftKv.Protocol.Etcd.StatusRequest());
         Assert.Contains($"memberID:{victimId} alarm:CORRUPT ", status.Errors);
     }
