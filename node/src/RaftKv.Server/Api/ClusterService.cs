@@ -207,32 +207,26 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
         await PromoteAsLeaderAsync(request, cancellationToken).ConfigureAwait(false) ?? throw EtcdErrors.NotLeader;
 
     /// <summary>
-    /// Hands the request to the leader over its peer URL, as etcd does (client URLs may listen where peers cannot reach them);
-    /// the leader's answer, success or refusal, is the answer. A leader of an older version, which takes promotions only as
-    /// a client, gets it on its client URL.
+    /// Hands the request to the leader where <see cref="LeaderForwarding"/> says (its peer URL: the Peer.Promote call; an older
+    /// leader's client URL: etcd's MemberPromote); the leader's answer, success or refusal, is the answer.
     /// </summary>
-    private async Task<MemberPromoteResponse> ForwardPromoteAsync(Internal.Member leader, MemberPromoteRequest request, DateTimeOffset deadline,
-        CancellationToken cancellationToken)
-    {
-        if (leader.PeerUrls.Count > 0)
-        {
-            try
+    private Task<MemberPromoteResponse> ForwardPromoteAsync(Internal.Member leader, MemberPromoteRequest request, DateTimeOffset deadline,
+        CancellationToken cancellationToken) =>
+        LeaderForwarding.CallAsync(
+            leader,
+            async peerUrl =>
             {
-                using var peerChannel = HostsFileResolver.Process.Channel(leader.PeerUrls[0], _peerTls);
-                return await new Wire.Peer.PeerClient(peerChannel).PromoteAsync(
+                using var channel = HostsFileResolver.Process.Channel(peerUrl, _peerTls);
+                return await new Wire.Peer.PeerClient(channel).PromoteAsync(
                     new Wire.PromoteRequest { ClusterId = _member.ClusterId, From = _member.MemberId, Request = request },
                     deadline: deadline.UtcDateTime, cancellationToken: cancellationToken).ConfigureAwait(false);
-            }
-            catch (RpcException e) when (e.StatusCode == StatusCode.Unimplemented && leader.ClientUrls.Count > 0)
+            },
+            async clientUrl =>
             {
-                // An older leader: the client URL below.
-            }
-        }
-
-        using var channel = HostsFileResolver.Process.Channel(leader.ClientUrls[0], _clientTls);
-        var client = new RaftKv.Protocol.Etcd.Cluster.ClusterClient(channel);
-        return await client.MemberPromoteAsync(request, deadline: deadline.UtcDateTime, cancellationToken: cancellationToken).ConfigureAwait(false);
-    }
+                using var channel = HostsFileResolver.Process.Channel(clientUrl, _clientTls);
+                return await new RaftKv.Protocol.Etcd.Cluster.ClusterClient(channel).MemberPromoteAsync(
+                    request, deadline: deadline.UtcDateTime, cancellationToken: cancellationToken).ConfigureAwait(false);
+            });
 
     /// <summary>
     /// A forwarded promotion that certainly changed nothing because it met no leader: the member was unreachable (stopped,

@@ -3,6 +3,7 @@ using Grpc.Net.Client;
 using RaftKv.Protocol.Etcd;
 using RaftKv.Protocol.Internal;
 using RaftKv.Server.Api;
+using RaftKv.Server.Cluster;
 using RaftKv.Server.Kv;
 using RaftKv.Server.Node;
 using RaftKv.Server.Peers;
@@ -233,27 +234,10 @@ internal sealed class LeaseService : Lease.LeaseBase, IDisposable
 
     private static Metadata Forwarded => new() { { ForwardedHeader, "1" } };
 
-    /// <summary>
-    /// <paramref name="call"/> on the leader's peer URL; on its client URL when the leader answers UNIMPLEMENTED there (an older
-    /// version, whose peer port serves no lease calls).
-    /// </summary>
-    private async Task<T> OnLeaderUrlAsync<T>(ulong leader, Func<GrpcChannel, Task<T>> call)
-    {
-        var member = _member.Membership.Get(leader) ?? throw EtcdErrors.NoLeader;
-        if (member.PeerUrls.FirstOrDefault() is { } peerUrl)
-        {
-            try
-            {
-                return await call(ChannelTo(peerUrl, _peerTls)).ConfigureAwait(false);
-            }
-            catch (RpcException e) when (e.StatusCode == StatusCode.Unimplemented && member.ClientUrls.Count > 0)
-            {
-                // An older leader: its client URL below.
-            }
-        }
-
-        return await call(ChannelTo(member.ClientUrls.FirstOrDefault() ?? throw EtcdErrors.NoLeader, _clientTls)).ConfigureAwait(false);
-    }
+    /// <summary><paramref name="call"/> on the leader, where <see cref="LeaderForwarding"/> says (an older leader's peer port serves no lease calls).</summary>
+    private Task<T> OnLeaderUrlAsync<T>(ulong leader, Func<GrpcChannel, Task<T>> call) =>
+        LeaderForwarding.CallAsync(_member.Membership.Get(leader) ?? throw EtcdErrors.NoLeader,
+            peerUrl => call(ChannelTo(peerUrl, _peerTls)), clientUrl => call(ChannelTo(clientUrl, _clientTls)));
 
     private GrpcChannel ChannelTo(string url, MemberTls? tls)
     {
