@@ -494,6 +494,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
                         }
 
                         await Task.Delay(wait, _owner._time, ct).ConfigureAwait(false);
+                        continue; // look again: a timer may end a millisecond early (and the hook may have changed)
                     }
                 }
 
