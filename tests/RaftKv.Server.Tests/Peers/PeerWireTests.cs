@@ -5,7 +5,9 @@ using System.Net.Sockets;
 using System.Text;
 using Google.Protobuf;
 using RaftKv.Raft;
+using RaftKv.Server.Configuration;
 using RaftKv.Server.Peers;
+using RaftKv.Server.Tests.Cluster;
 using Wire = RaftKv.Protocol.Peer;
 
 namespace RaftKv.Server.Tests.Peers;
@@ -203,11 +205,17 @@ public sealed class PeerWireTests
         Assert.True(took >= delay, $"the delayed message arrived after {took.TotalMilliseconds:0} ms, before the {delay.TotalMilliseconds} ms delay");
     }
 
-    [Fact]
-    public async Task A_member_of_an_older_version_gets_its_messages_on_the_gRPC_stream_and_the_wire_is_used_once_it_upgrades()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_member_of_an_older_version_gets_its_messages_on_the_gRPC_stream_and_the_wire_is_used_once_it_upgrades(bool tls)
     {
-        await using var upgraded = await TestPeer.StartAsync(1);
-        await using var old = await TestPeer.StartAsync(2, wire: false);
+        // Over cleartext an older member answers the wire preface with HTTP/2 bytes; over TLS it closes without a word.
+        using var certificates = tls ? new TestCertificates() : null;
+        var memberTls = certificates is null ? null : MemberTls.Load(
+            new TlsFiles { CertFile = certificates.ServerCert, KeyFile = certificates.ServerKey, TrustedCaFile = certificates.CaCert, ClientCertAuth = true }, "peer-");
+        await using var upgraded = await TestPeer.StartAsync(1, tls: memberTls);
+        await using var old = await TestPeer.StartAsync(2, wire: false, tls: memberTls);
         upgraded.Transport.AddOrUpdatePeer(2, [old.Url]);
         old.Transport.AddOrUpdatePeer(1, [upgraded.Url]);
 
@@ -227,5 +235,120 @@ public sealed class PeerWireTests
             upgraded.Transport.Send([Heartbeat(1, 2, 1000)]);
             return upgraded.LinkTo(2) == PeerLink.Wire && old.Received.Any(m => m.Commit == 1000);
         }, () => upgraded.Describe() + "; " + old.Describe());
+    }
+
+    [Fact]
+    public async Task A_relay_that_closes_connections_until_its_member_listens_delays_the_wire_but_does_not_give_it_up()
+    {
+        // A proxy in front of a member that is not listening yet (a sidecar, a port forward, LocalKube's pod links)
+        // accepts and closes. Taken for an older member, the peer would get the gRPC stream for the whole retry interval.
+        await using var a = await TestPeer.StartAsync(1, legacyRetry: TimeSpan.FromHours(1));
+        await using var b = await TestPeer.StartAsync(2);
+        await using var relay = ClosingRelay.Start(b.Port);
+        a.Transport.AddOrUpdatePeer(2, [new Uri($"http://127.0.0.1:{relay.Port}")]);
+        a.Transport.Send([Heartbeat(1, 2, 1)]);
+        await Eventually.TrueAsync(() => relay.Closed >= 3, () => $"the relay closed {relay.Closed} connections; {a.Describe()}");
+        Assert.Empty(b.Received);
+
+        relay.Forward();
+        await Eventually.TrueAsync(() =>
+        {
+            a.Transport.Send([Heartbeat(1, 2, 2)]);
+            return b.Received.Any(m => m.Commit == 2);
+        }, () => a.Describe() + "; " + b.Describe());
+        Assert.Equal(PeerLink.Wire, a.LinkTo(2));
+    }
+
+    /// <summary>A TCP relay on loopback that accepts and at once closes every connection until <see cref="Forward"/>,
+    /// then passes bytes both ways between each new connection and the target port.</summary>
+    private sealed class ClosingRelay : IAsyncDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly int _target;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly List<Socket> _sockets = [];
+        private Task _accepting = Task.CompletedTask;
+        private volatile bool _forwarding;
+        private int _closed;
+
+        private ClosingRelay(int target) => _target = target;
+
+        public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+        public int Closed => Volatile.Read(ref _closed);
+
+        public static ClosingRelay Start(int target)
+        {
+            var relay = new ClosingRelay(target);
+            relay._listener.Start();
+            relay._accepting = relay.AcceptAsync();
+            return relay;
+        }
+
+        public void Forward() => _forwarding = true;
+
+        private async Task AcceptAsync()
+        {
+            try
+            {
+                while (true)
+                {
+                    var client = await _listener.AcceptSocketAsync(_stop.Token);
+                    if (!_forwarding)
+                    {
+                        client.Dispose();
+                        Interlocked.Increment(ref _closed);
+                        continue;
+                    }
+
+                    var upstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                    await upstream.ConnectAsync(new IPEndPoint(IPAddress.Loopback, _target), _stop.Token);
+                    lock (_sockets)
+                    {
+                        _sockets.Add(client);
+                        _sockets.Add(upstream);
+                    }
+
+                    _ = PumpAsync(client, upstream);
+                    _ = PumpAsync(upstream, client);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // disposed
+            }
+        }
+
+        private async Task PumpAsync(Socket from, Socket to)
+        {
+            var buffer = new byte[16 << 10];
+            try
+            {
+                int n;
+                while ((n = await from.ReceiveAsync(buffer, _stop.Token)) > 0)
+                {
+                    await to.SendAsync(buffer.AsMemory(0, n), _stop.Token);
+                }
+
+                to.Shutdown(SocketShutdown.Send);
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+            {
+                // one side went away or the relay is disposed
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            _listener.Stop();
+            await _accepting;
+            lock (_sockets)
+            {
+                _sockets.ForEach(s => s.Dispose());
+            }
+
+            _stop.Dispose();
+        }
     }
 }

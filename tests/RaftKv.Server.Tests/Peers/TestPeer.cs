@@ -23,15 +23,16 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
     private WebApplication? _app;
     private IPAddress _address = IPAddress.Loopback;
     private int _maxFrameBytes = PeerWire.DefaultMaxFrameBytes;
+    private MemberTls? _tls;
 
-    private TestPeer(ulong id, ulong clusterId, HostsFileResolver? names, TimeSpan probeWarmUp, bool wire)
+    private TestPeer(ulong id, ulong clusterId, HostsFileResolver? names, TimeSpan probeWarmUp, bool wire, MemberTls? tls, TimeSpan legacyRetry)
     {
         MemberId = id;
         ClusterId = clusterId;
         Metrics = new NodeMetrics();
         Faults = new PeerFaults(new Random(1));
         Transport = new PeerTransport(
-            new PeerTransportOptions { ClusterId = clusterId, MemberId = id, ProbeInterval = TimeSpan.FromMilliseconds(50), ProbeWarmUp = probeWarmUp, MaxBackoff = TimeSpan.FromMilliseconds(200), Names = names ?? new HostsFileResolver(null), Wire = wire, LegacyRetry = TimeSpan.FromMilliseconds(300) },
+            new PeerTransportOptions { ClusterId = clusterId, MemberId = id, ProbeInterval = TimeSpan.FromMilliseconds(50), ProbeWarmUp = probeWarmUp, MaxBackoff = TimeSpan.FromMilliseconds(200), Names = names ?? new HostsFileResolver(null), Wire = wire, LegacyRetry = legacyRetry, Tls = tls },
             this, Metrics, Faults, TimeProvider.System, NullLogger.Instance);
     }
 
@@ -53,7 +54,7 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
     /// <summary>How the transport reaches <paramref name="peer"/> now.</summary>
     public PeerLink LinkTo(ulong peer) => Transport.Describe().SingleOrDefault(p => p.Id == peer)?.Link ?? PeerLink.None;
 
-    public Uri Url => new($"http://{_address}:{Port}");
+    public Uri Url => new($"{(_tls is null ? "http" : "https")}://{_address}:{Port}");
 
     public ConcurrentQueue<Message> Received { get; } = new();
 
@@ -65,11 +66,18 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
     /// the transport resolves peer names with <paramref name="names"/> (default: DNS only) and records round trips
     /// from <paramref name="probeWarmUp"/> after it started (default: at once). <paramref name="wire"/> false: as a member
     /// of an older version, it neither serves nor uses the peer wire (gRPC streams only); the wire's frame limit is
-    /// <paramref name="maxFrameBytes"/>.</summary>
+    /// <paramref name="maxFrameBytes"/>. With <paramref name="tls"/> it serves and calls https:// only. After a peer turned
+    /// out not to speak the wire, the transport tries the wire again <paramref name="legacyRetry"/> later (default 300 ms).</summary>
     public static async Task<TestPeer> StartAsync(ulong id, ulong clusterId = 0xc1, HostsFileResolver? names = null, IPAddress? address = null, int port = 0,
-        TimeSpan? probeWarmUp = null, bool wire = true, int maxFrameBytes = PeerWire.DefaultMaxFrameBytes)
+        TimeSpan? probeWarmUp = null, bool wire = true, int maxFrameBytes = PeerWire.DefaultMaxFrameBytes, MemberTls? tls = null, TimeSpan? legacyRetry = null)
     {
-        var peer = new TestPeer(id, clusterId, names, probeWarmUp ?? TimeSpan.Zero, wire) { _address = address ?? IPAddress.Loopback, ServesWire = wire, _maxFrameBytes = maxFrameBytes };
+        var peer = new TestPeer(id, clusterId, names, probeWarmUp ?? TimeSpan.Zero, wire, tls, legacyRetry ?? TimeSpan.FromMilliseconds(300))
+        {
+            _address = address ?? IPAddress.Loopback,
+            ServesWire = wire,
+            _maxFrameBytes = maxFrameBytes,
+            _tls = tls,
+        };
         await peer.ListenAsync(port);
         return peer;
     }
@@ -103,6 +111,11 @@ internal sealed class TestPeer : IPeerInbox, IPeerTransportEvents, IAsyncDisposa
         builder.WebHost.ConfigureKestrel(k => k.Listen(_address, port, o =>
         {
             o.Protocols = HttpProtocols.Http2;
+            if (_tls is not null)
+            {
+                o.UseHttps(_tls.ServerOptions());
+            }
+
             if (ServesWire)
             {
                 o.Use(wire.Middleware);

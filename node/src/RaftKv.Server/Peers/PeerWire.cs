@@ -26,8 +26,9 @@ namespace RaftKv.Server.Peers;
 /// <item>The receiver answers the preface with <see cref="Preface"/> and the hello with a status frame: a 4-byte length,
 /// a code (0 accepted, 1 refused) and a UTF-8 reason. It sends a refusal before it closes a connection for bad input
 /// (another cluster, another member, an undecodable message, a frame over its limit); nothing else after the answer.</item>
-/// <item>A member that answers anything else, or closes the connection without a byte, does not speak the wire (an
-/// older version): the sender falls back to the gRPC stream.</item>
+/// <item>A member that answers anything else (an older version's HTTP/2 GOAWAY), or over TLS closes the connection
+/// without a byte once the handshake is done, does not speak the wire: the sender falls back to the gRPC stream. A
+/// cleartext connection closed without a byte is a failed connection (a relay whose member is not listening yet).</item>
 /// </list>
 /// </summary>
 internal static class PeerWire
@@ -162,10 +163,20 @@ internal static class PeerWire
 
             var answer = new byte[Preface.Length];
             var read = await stream.ReadAtLeastAsync(answer, answer.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+            if (read == 0 && stream is not SslStream)
+            {
+                // Not an older member: on cleartext its HTTP/2 listener answers our preface with a GOAWAY. A proxy or
+                // relay in the way (a sidecar, a port forward) accepts and closes like this while the member behind it
+                // is not listening yet, so this is a failed connection, retried with backoff.
+                throw new IOException("the peer closed the connection without answering the wire preface (is it still starting behind a proxy?)");
+            }
+
             if (read == 0 || !answer.AsSpan(0, read).SequenceEqual(Preface[..read]))
             {
+                // An older member: HTTP/2 bytes (a GOAWAY), or, over TLS, a close without a word right after the TLS
+                // handshake (its HTTP/2-only listener closes a connection that did not negotiate h2 by ALPN).
                 await stream.DisposeAsync().ConfigureAwait(false);
-                return null; // an older member: HTTP/2 bytes (a GOAWAY) or a close without a word
+                return null;
             }
 
             if (read < answer.Length)
