@@ -99,6 +99,32 @@ public sealed class PeerTransportTests
         Assert.True(started.Elapsed >= warmUp, $"a round trip was recorded {started.Elapsed} after the transport started, within its warm-up of {warmUp}: {a.Describe()}");
     }
 
+    [Fact]
+    public async Task A_removed_peers_series_leave_the_metrics()
+    {
+        await using var a = await TestPeer.StartAsync(1);
+        await using var b = await TestPeer.StartAsync(2);
+        await using var c = await TestPeer.StartAsync(3);
+        a.Transport.AddOrUpdatePeer(2, [b.Url]);
+        a.Transport.AddOrUpdatePeer(3, [c.Url]);
+        b.Transport.AddOrUpdatePeer(1, [a.Url]);
+        a.Transport.Send([Heartbeat(1, 2, 1), Heartbeat(1, 3, 1)]);
+        b.Transport.Send([Heartbeat(2, 1, 1)]);
+        await Eventually.TrueAsync(() => a.Received.Count == 1 && a.Transport.Describe().All(p => p.Rtt.Count > 0), a.Describe);
+        var before = await ScrapeAsync(a);
+        foreach (var series in new[] { "etcd_network_peer_round_trip_time_seconds_count{To=\"2\"}", "etcd_network_peer_sent_bytes_total{To=\"2\"}", "etcd_network_peer_received_bytes_total{From=\"2\"}" })
+        {
+            Assert.True(before.Contains(series, StringComparison.Ordinal), $"{series} before the removal:\n{before}");
+        }
+
+        await a.Transport.RemovePeerAsync(2);
+
+        var after = await ScrapeAsync(a);
+        var left = after.Split('\n').Where(l => l.StartsWith("etcd_network_", StringComparison.Ordinal) && l.Contains("=\"2\"", StringComparison.Ordinal)).ToList();
+        Assert.True(left.Count == 0, $"series of the removed member 2 still published:\n{string.Join('\n', left)}");
+        Assert.Contains("etcd_network_peer_round_trip_time_seconds_count{To=\"3\"}", after, StringComparison.Ordinal);
+    }
+
     private static async Task<string> ScrapeAsync(TestPeer peer)
     {
         using var stream = new MemoryStream();

@@ -81,6 +81,23 @@ internal sealed class NodeMetrics
 
     public Histogram BackendCommit { get; }
 
+    /// <summary>Drops every series labelled with <paramref name="peer"/> (To or From): the member was removed.</summary>
+    public void ForgetPeer(ulong peer)
+    {
+        var label = IdLabel(peer);
+        PeerRoundTrip.RemoveLabelled(label);
+        PeerSentBytes.RemoveLabelled(label);
+        PeerReceivedBytes.RemoveLabelled(label);
+        PeerSentFailures.RemoveLabelled(label);
+        PeerReceivedFailures.RemoveLabelled(label);
+        SnapshotSendSuccess.RemoveLabelled(label);
+        SnapshotSendFailures.RemoveLabelled(label);
+        SnapshotReceiveSuccess.RemoveLabelled(label);
+        SnapshotReceiveFailures.RemoveLabelled(label);
+        SnapshotSendDuration.RemoveLabelled(label);
+        SnapshotReceiveDuration.RemoveLabelled(label);
+    }
+
     public Histogram PeerRoundTrip { get; }
 
     public Counter PeerSentBytes { get; }

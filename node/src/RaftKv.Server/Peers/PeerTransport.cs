@@ -120,7 +120,15 @@ internal sealed partial class PeerTransport : IAsyncDisposable
         }
     }
 
+    /// <summary>Stops sending to a member removed from the cluster and drops its series from /metrics (dashboards
+    /// would otherwise show a member that is gone, with its last figures, until this process restarts).</summary>
     public async Task RemovePeerAsync(ulong id)
+    {
+        await StopSenderAsync(id).ConfigureAwait(false);
+        _metrics.ForgetPeer(id);
+    }
+
+    private async Task StopSenderAsync(ulong id)
     {
         if (_peers.TryRemove(id, out var sender))
         {
@@ -171,7 +179,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
         await _stopping.CancelAsync().ConfigureAwait(false);
         foreach (var id in _peers.Keys)
         {
-            await RemovePeerAsync(id).ConfigureAwait(false);
+            await StopSenderAsync(id).ConfigureAwait(false);
         }
 
         _stopping.Dispose();
