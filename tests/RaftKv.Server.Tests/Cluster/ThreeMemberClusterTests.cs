@@ -188,6 +188,8 @@ public sealed class ThreeMemberClusterTests
         }, cluster.Describe, TimeSpan.FromSeconds(40)); // round trips are recorded from 10 s after a member starts
         Assert.All(measured.Peers, p => Assert.InRange(p.Rtt.P50Seconds, 1e-6, p.Rtt.P99Seconds));
         Assert.Equal(new Timing { HeartbeatIntervalMs = 100, ElectionTimeoutMs = 1000 }, measured.Timing);
+        Assert.True(measured.WalFsync.Count > 0, $"WAL fsyncs of the last 10 minutes after bootstrap: {measured.WalFsync}");
+        Assert.InRange(measured.WalFsync.P50Seconds, 1e-7, measured.WalFsync.P99Seconds);
 
         var tooShort = await Assert.ThrowsAsync<RpcException>(() =>
             admin.SetTimingAsync(new SetTimingRequest { Timing = new Timing { HeartbeatIntervalMs = 100, ElectionTimeoutMs = 400 } }).ResponseAsync);

@@ -35,6 +35,13 @@ internal sealed record MemberHostOptions
 
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
+    /// <summary>
+    /// WAL fsyncs older than this leave the p50/p99 reported to the operator (at most the last 1024 count in any case).
+    /// In a cluster that stopped writing, a busy hour's slow fsyncs no longer hold up SlowDisk and long timeouts: with no
+    /// recent fsync the member reports none, and the operator tunes by round trips (lowering only after its quiet period).
+    /// </summary>
+    public TimeSpan WalFsyncWindow { get; init; } = TimeSpan.FromMinutes(10);
+
     /// <summary>FOR TESTS: allow the Admin.SetPeerFault hook (see <see cref="PeerFaults"/>).</summary>
     public bool EnableTestHooks { get; init; }
 
@@ -143,7 +150,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         var timing = TimingStore.Load(memberDir) ?? new TimingSettings(config.HeartbeatIntervalMs, config.ElectionTimeoutMs);
         var metrics = new NodeMetrics();
         metrics.ServerVersion.WithLabels(EtcdVersion.Server).Set(1);
-        var walFsync = new LatencyWindow();
+        var walFsync = new LatencyWindow(options.WalFsyncWindow, options.Time);
         var diskFaults = new DiskFaults();
         DurableMemberLog log;
         KvStateMachine kv;
