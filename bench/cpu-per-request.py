@@ -176,20 +176,40 @@ def switches(pids):
     return total
 
 
-def start_futex_count(pids, out):
-    return subprocess.Popen(["perf", "stat", "-e", "syscalls:sys_enter_futex", "-o", out, "-p", ",".join(map(str, pids))],
+def start_syscall_count(pids, names, out):
+    """perf stat counting entries into the syscalls NAMES (e.g. futex, pwrite64) by PIDS, written to OUT."""
+    events = ",".join(f"syscalls:sys_enter_{n}" for n in names)
+    proc = subprocess.Popen(["perf", "stat", "-e", events, "-o", out, "-p", ",".join(map(str, pids))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # perf attaches
+    return proc
 
 
-def stop_futex_count(proc, out):
+def stop_syscall_count(proc, out):
+    """Stops a start_syscall_count; returns {syscall name: count}."""
     proc.send_signal(signal.SIGINT)
     proc.wait()
+    counts = {}
     with open(out) as f:
         for line in f:
             parts = line.split()
-            if len(parts) >= 2 and parts[1] == "syscalls:sys_enter_futex":
-                return float(parts[0].replace(",", ""))
-    return float("nan")
+            if len(parts) >= 2 and parts[1].startswith("syscalls:sys_enter_"):
+                counts[parts[1].removeprefix("syscalls:sys_enter_")] = float(parts[0].replace(",", ""))
+    return counts
+
+
+def start_perf(pids, out, event=None, frequency=999):
+    """perf record -g of PIDS into OUT: samples at FREQUENCY Hz, or EVENT (e.g. syscalls:sys_enter_futex) when given."""
+    proc = subprocess.Popen(["perf", "record"] + (["-e", event] if event else ["-F", str(frequency)]) + ["-g", "-o", out,
+                            "-p", ",".join(map(str, pids))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)  # perf attaches
+    return proc
+
+
+def stop_perf(proc):
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait()
 
 
 def pct(lat, q):
@@ -226,9 +246,7 @@ def main():
     perf = None
 
     def cleanup(*_):
-        if perf is not None and perf.poll() is None:
-            perf.send_signal(signal.SIGINT)
-            perf.wait()
+        stop_perf(perf)
         for c in clusters:
             c.stop()
 
@@ -254,28 +272,14 @@ def main():
                 order = clusters if r % 2 == 0 else list(reversed(clusters))
                 for c in order:
                     if a.perf == c.name and r == a.rounds - 1:
-                        perf = subprocess.Popen(["perf", "record"] + (["-e", a.perf_event] if a.perf_event else ["-F", "999"]) + ["-g", "-o", os.path.join(root, "perf.data"),
-                                                 "-p", ",".join(map(str, c.pids))],
-                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                        time.sleep(1)
-                    counter = None
-                    if a.syscalls:
-                        events = ",".join(f"syscalls:sys_enter_{n}" for n in a.syscalls.split(","))
-                        out = os.path.join(root, "syscalls.txt")
-                        counter = subprocess.Popen(["perf", "stat", "-e", events, "-o", out, "-p", ",".join(map(str, c.pids))],
-                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                        time.sleep(0.5)
+                        perf = start_perf(c.pids, os.path.join(root, "perf.data"), event=a.perf_event)
+                    out = os.path.join(root, "syscalls.txt")
+                    counter = start_syscall_count(c.pids, a.syscalls.split(","), out) if a.syscalls else None
                     rate, p99, cpu, errors = run_many(c, loadgen, a.many, a.clients)
                     if counter is not None:
-                        counter.send_signal(signal.SIGINT)
-                        counter.wait()
-                        with open(out) as f:
-                            counts = [ln.split() for ln in f if "syscalls:sys_enter_" in ln]
-                        print(f"  {c.name} per put: " + ", ".join(
-                            f"{p[1].removeprefix('syscalls:sys_enter_')} {float(p[0].replace(',', '')) / a.many:.2f}" for p in counts))
-                    if perf is not None and perf.poll() is None:
-                        perf.send_signal(signal.SIGINT)
-                        perf.wait()
+                        counts = stop_syscall_count(counter, out)
+                        print(f"  {c.name} per put: " + ", ".join(f"{name} {n / a.many:.2f}" for name, n in counts.items()))
+                    stop_perf(perf)
                     print(f"| {r + 1} | {c.name} | {cpu * 1e6:.0f} | {rate:,.0f} | {p99:.1f} | {errors} | {os.getloadavg()[0]:.1f} |",
                           flush=True)
             if a.perf:
@@ -289,18 +293,12 @@ def main():
             order = clusters if r % 2 == 0 else list(reversed(clusters))
             for c in order:
                 if a.perf == c.name and r == a.rounds - 1:
-                    perf = subprocess.Popen(["perf", "record", "-F", "2000", "-g", "-o", os.path.join(root, "perf.data"),
-                                             "-p", ",".join(map(str, c.pids))],
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    time.sleep(1)
-                counter = start_futex_count(c.pids, os.path.join(root, "futex.txt")) if a.futex else None
-                if counter is not None:
-                    time.sleep(0.5)  # perf attaches
+                    perf = start_perf(c.pids, os.path.join(root, "perf.data"), frequency=2000)
+                out = os.path.join(root, "futex.txt")
+                counter = start_syscall_count(c.pids, ["futex"], out) if a.futex else None
                 put_lat, put_cpu, put_sw = run_puts(c, a.puts, value)
-                put_futex = stop_futex_count(counter, os.path.join(root, "futex.txt")) / a.puts if counter is not None else float("nan")
-                if perf is not None and perf.poll() is None:
-                    perf.send_signal(signal.SIGINT)
-                    perf.wait()
+                put_futex = stop_syscall_count(counter, out).get("futex", float("nan")) / a.puts if counter is not None else float("nan")
+                stop_perf(perf)
                 get_lat, get_cpu, get_sw = (run_gets(c, a.gets) if a.gets > 0 else ([0.0], 0.0, 0.0))
                 print(f"| {r + 1} | {c.name} | {put_cpu * 1000:.2f} | {put_sw:.1f} | {put_futex:.1f} | {pct(put_lat, 0.5):.3f} | {pct(put_lat, 0.9):.3f} | "
                       f"{get_cpu * 1000:.2f} | {get_sw:.1f} | {pct(get_lat, 0.5):.3f} | {pct(get_lat, 0.9):.3f} | {os.getloadavg()[0]:.1f} |",

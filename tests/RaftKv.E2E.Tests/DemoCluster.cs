@@ -170,7 +170,8 @@ public sealed class DemoCluster : IAsyncLifetime, IDisposable
 
                 var labels = line[(line.IndexOf('{', StringComparison.Ordinal) + 1)..line.IndexOf('}', StringComparison.Ordinal)];
                 var to = Label(labels, "To");
-                var le = Label(labels, "le") is "+Inf" ? double.PositiveInfinity : double.Parse(Label(labels, "le"), CultureInfo.InvariantCulture);
+                var bound = Label(labels, "le");
+                var le = bound == "+Inf" ? double.PositiveInfinity : double.Parse(bound, CultureInfo.InvariantCulture);
                 var value = double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
                 buckets[(to, le)] = value;
             }

@@ -83,7 +83,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
     private readonly List<TaskCompletionSource> _readsWaitingForRound = [];
 
     // Proposals made while no leader was known (loop only), proposed once one is.
-    private readonly List<object> _waitingForLeader = [];
+    private readonly List<ProposalInput> _waitingForLeader = [];
     private ulong _readRoundContext;
     private List<TaskCompletionSource>? _readRound;
     private long _readRoundStartedTick;
@@ -410,8 +410,8 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
                 RetryStaleReadRound();
                 ForgetAbandonedWaitingForLeader();
                 break;
-            case ProposeInput or ConfChangeInput:
-                Propose(input);
+            case ProposalInput proposal:
+                Propose(proposal);
                 break;
             case ReadInput r:
                 _readsWaitingForRound.Add(r.Waiter);
@@ -456,17 +456,18 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
     /// Proposes a client request or membership change. Without a known leader it waits (see <see cref="ProposeWaitingForLeader"/>)
     /// instead of failing at once, as etcd's proposals wait for a leader within the request timeout.
     /// </summary>
-    private void Propose(object input)
+    private void Propose(ProposalInput input)
     {
         try
         {
-            if (input is ProposeInput proposal)
+            switch (input)
             {
-                _node.Propose(proposal.Data);
-            }
-            else
-            {
-                _node.ProposeConfChange(((ConfChangeInput)input).Change);
+                case ProposeInput proposal:
+                    _node.Propose(proposal.Data);
+                    break;
+                case ConfChangeInput change:
+                    _node.ProposeConfChange(change.Change);
+                    break;
             }
         }
         catch (ProposalDroppedException e) when (e.Reason == ProposalDropReason.NoLeader)
@@ -475,7 +476,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
         }
         catch (ProposalDroppedException e)
         {
-            Complete(WaiterId(input), Dropped(e));
+            Complete(input.Id, Dropped(e));
         }
     }
 
@@ -509,17 +510,9 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
 
         lock (_waitersLock)
         {
-            _waitingForLeader.RemoveAll(input => !_waiters.ContainsKey(WaiterId(input)));
+            _waitingForLeader.RemoveAll(input => !_waiters.ContainsKey(input.Id));
         }
     }
-
-    /// <summary>The id the waiter of a proposal or membership change is registered under.</summary>
-    private static ulong WaiterId(object input) => input switch
-    {
-        ProposeInput p => p.Id,
-        ConfChangeInput c => c.Id,
-        _ => throw new ArgumentException($"not a proposal: {input.GetType().Name}", nameof(input)),
-    };
 
     private static RpcException Dropped(ProposalDroppedException e) => e.Reason switch
     {
@@ -970,9 +963,12 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
         public static CampaignInput Instance { get; } = new();
     }
 
-    private sealed record ProposeInput(ulong Id, byte[] Data);
+    /// <summary>Something to propose to Raft; <paramref name="Id"/> is the id its waiter is registered under.</summary>
+    private abstract record ProposalInput(ulong Id);
 
-    private sealed record ConfChangeInput(ulong Id, ConfChange Change);
+    private sealed record ProposeInput(ulong Id, byte[] Data) : ProposalInput(Id);
+
+    private sealed record ConfChangeInput(ulong Id, ConfChange Change) : ProposalInput(Id);
 
     private sealed record ReadInput(TaskCompletionSource Waiter);
 

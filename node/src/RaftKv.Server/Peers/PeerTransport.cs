@@ -172,7 +172,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
 
     /// <summary>RTT percentiles and connection state per peer.</summary>
     public IReadOnlyList<PeerState> Describe() =>
-        [.. _peers.Values.OrderBy(p => p.Id).Select(p => new PeerState(p.Id, p.Connected, p.Rtt.Summarize(), p.FailedProbes, p.Connected ? p.Link : PeerLink.None))];
+        [.. _peers.Values.OrderBy(p => p.Id).Select(p => new PeerState(p.Id, p.Link, p.Rtt.Summarize(), p.FailedProbes))];
 
     public async ValueTask DisposeAsync()
     {
@@ -226,7 +226,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
         private Task _streamLoop = Task.CompletedTask;
         private Task _probeLoop = Task.CompletedTask;
         private ulong _probeSequence;
-        private volatile bool _connected;
+        private volatile PeerLink _link; // None while not connected
         private long _failedProbes;
         private TimeSpan _backoff;
         private long _legacyUntil;
@@ -254,11 +254,11 @@ internal sealed partial class PeerTransport : IAsyncDisposable
 
         public ulong Id { get; }
 
-        public bool Connected => _connected;
+        public bool Connected => _link != PeerLink.None;
 
         public long FailedProbes => Interlocked.Read(ref _failedProbes);
 
-        public PeerLink Link { get; private set; }
+        public PeerLink Link => _link;
 
         /// <summary>Round trips of the last minute (at most 1024): tuning follows a network that got faster within a minute.</summary>
         public LatencyWindow Rtt { get; }
@@ -358,7 +358,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
                 }
                 catch (Exception e) when (!ct.IsCancellationRequested)
                 {
-                    _connected = false;
+                    _link = PeerLink.None;
                     Interlocked.Increment(ref _urlIndex);
                     _owner._metrics.PeerSentFailures.WithLabels(_label).Inc();
                     _owner._events.ReportUnreachable(Id);
@@ -386,8 +386,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
 
         private void MarkConnected(Uri url, PeerLink link)
         {
-            Link = link;
-            _connected = true;
+            _link = link;
             LogConnected(_owner._logger, Id, url, link == PeerLink.Wire ? "peer wire" : "gRPC stream");
             _backoff = _owner._options.MinBackoff;
         }
@@ -710,11 +709,14 @@ internal sealed partial class PeerTransport : IAsyncDisposable
 
 /// <summary>One peer as the transport sees it.</summary>
 /// <param name="Id">The peer's member id.</param>
-/// <param name="Connected">Whether the message stream to it is up.</param>
+/// <param name="Link">What carries Raft messages to it now (None when not connected).</param>
 /// <param name="Rtt">Round trips of the last minute's probes (warm-up probes not included).</param>
 /// <param name="FailedProbes">Round-trip probes that failed since the peer was added (unreachable, refused, timed out).</param>
-/// <param name="Link">What carries Raft messages to it now (None when not connected).</param>
-internal sealed record PeerState(ulong Id, bool Connected, LatencySummary Rtt, long FailedProbes, PeerLink Link = PeerLink.None);
+internal sealed record PeerState(ulong Id, PeerLink Link, LatencySummary Rtt, long FailedProbes)
+{
+    /// <summary>Whether the message stream to it is up.</summary>
+    public bool Connected => Link != PeerLink.None;
+}
 
 /// <summary>What carries Raft messages to a peer right now.</summary>
 internal enum PeerLink
