@@ -460,15 +460,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
     {
         try
         {
-            switch (input)
-            {
-                case ProposeInput proposal:
-                    _node.Propose(proposal.Data);
-                    break;
-                case ConfChangeInput change:
-                    _node.ProposeConfChange(change.Change);
-                    break;
-            }
+            input.ProposeTo(_node);
         }
         catch (ProposalDroppedException e) when (e.Reason == ProposalDropReason.NoLeader)
         {
@@ -964,11 +956,21 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
     }
 
     /// <summary>Something to propose to Raft; <paramref name="Id"/> is the id its waiter is registered under.</summary>
-    private abstract record ProposalInput(ulong Id);
+    private abstract record ProposalInput(ulong Id)
+    {
+        /// <exception cref="ProposalDroppedException">The node refused it (no leader, a transfer, limits).</exception>
+        public abstract void ProposeTo(RaftNode node);
+    }
 
-    private sealed record ProposeInput(ulong Id, byte[] Data) : ProposalInput(Id);
+    private sealed record ProposeInput(ulong Id, byte[] Data) : ProposalInput(Id)
+    {
+        public override void ProposeTo(RaftNode node) => node.Propose(Data);
+    }
 
-    private sealed record ConfChangeInput(ulong Id, ConfChange Change) : ProposalInput(Id);
+    private sealed record ConfChangeInput(ulong Id, ConfChange Change) : ProposalInput(Id)
+    {
+        public override void ProposeTo(RaftNode node) => node.ProposeConfChange(Change);
+    }
 
     private sealed record ReadInput(TaskCompletionSource Waiter);
 
