@@ -191,11 +191,11 @@ internal sealed partial class PeerTransport : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Information, Message = "peer {Peer:x} connected to {Url} ({How})")]
     private static partial void LogConnected(ILogger logger, ulong peer, Uri url, string how);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "peer {Peer:x} at {Url} does not speak the peer wire (an older version?); using its gRPC stream, trying the wire again in {Retry}")]
-    private static partial void LogLegacyPeer(ILogger logger, ulong peer, Uri url, TimeSpan retry);
+    [LoggerMessage(Level = LogLevel.Information, Message = "peer {Peer:x} at {Url} does not speak the peer wire (an older version?); using its gRPC stream, trying the wire again in {RetrySeconds:0.###} s")]
+    private static partial void LogLegacyPeer(ILogger logger, ulong peer, Uri url, double retrySeconds);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "peer {Peer:x} stream to {Url} failed; retrying in {Backoff}: {Error}")]
-    private static partial void LogStreamFailed(ILogger logger, ulong peer, Uri url, TimeSpan backoff, string error);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "peer {Peer:x} stream to {Url} failed; retrying in {BackoffSeconds:0.###} s: {Error}")]
+    private static partial void LogStreamFailed(ILogger logger, ulong peer, Uri url, double backoffSeconds, string error);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "dropped a batch of {Bytes} bytes to {Peer:x}: larger than the peer wire's frame limit of {Limit} bytes")]
     private static partial void LogBatchTooLarge(ILogger logger, ulong peer, int bytes, int limit);
@@ -351,7 +351,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
 
                         // An older member (gRPC streams only), say during a rolling upgrade: its stream for a while, then the wire again.
                         _legacyUntil = _owner._time.GetTimestamp() + (long)(options.LegacyRetry.TotalSeconds * _owner._time.TimestampFrequency);
-                        LogLegacyPeer(_owner._logger, Id, url, options.LegacyRetry);
+                        LogLegacyPeer(_owner._logger, Id, url, options.LegacyRetry.TotalSeconds);
                     }
 
                     await RunGrpcAsync(client, url, ct).ConfigureAwait(false);
@@ -362,7 +362,7 @@ internal sealed partial class PeerTransport : IAsyncDisposable
                     Interlocked.Increment(ref _urlIndex);
                     _owner._metrics.PeerSentFailures.WithLabels(_label).Inc();
                     _owner._events.ReportUnreachable(Id);
-                    LogStreamFailed(_owner._logger, Id, url, _backoff, e.Message);
+                    LogStreamFailed(_owner._logger, Id, url, _backoff.TotalSeconds, e.Message);
                     try
                     {
                         await Task.Delay(_backoff, _owner._time, ct).ConfigureAwait(false);
