@@ -33,15 +33,20 @@ public sealed partial class DifferentialTests
         ["lease", "grant", "9000000001"], ["lease", "list"], ["lease", "grant", "1"],
     ];
 
+    /// <summary>With auto TLS on both sides: a client that skips verification of the self-signed certificate.</summary>
+    private static readonly string[][] AutoTlsSession = [["put", "secure", "1"], ["get", "secure"], ["member", "list"]];
+
+    private static readonly string[] SkipVerification = ["--insecure-transport=false", "--insecure-skip-tls-verify"];
+
     [Fact]
     public async Task An_etcdctl_session_prints_the_same_against_etcd_and_raftkv()
     {
         Assert.True(File.Exists(EtcdPath), $"{EtcdPath} (Debian's etcd-server) is required for differential tests");
-        var etcdOutput = await RunAgainstEtcdAsync();
+        var (etcdOutput, _) = await RunAgainstEtcdAsync(Session);
         await using var cluster = await TestCluster.StartAsync(size: 1);
         await cluster.WaitForLeaderAsync();
         await Eventually.TrueAsync(() => cluster.Host(0).Member.Membership.List().All(m => m.ClientUrls.Count > 0), cluster.Describe);
-        var raftkvOutput = Normalize(await RunSessionAsync(cluster.Endpoint(0)), [$"{cluster.Host(0).Member.MemberId:x}"]);
+        var raftkvOutput = Normalize(await RunSessionAsync(cluster.Endpoint(0), Session, []), [$"{cluster.Host(0).Member.MemberId:x}"]);
 
         if (etcdOutput != raftkvOutput)
         {
@@ -65,7 +70,35 @@ public sealed partial class DifferentialTests
         }
     }
 
-    private static async Task<string> RunAgainstEtcdAsync()
+    [Fact]
+    public async Task Auto_TLS_serves_the_same_session_and_lays_out_the_same_fixtures_as_etcd()
+    {
+        Assert.True(File.Exists(EtcdPath), $"{EtcdPath} (Debian's etcd-server) is required for differential tests");
+        string[] autoTls = ["--auto-tls", "--peer-auto-tls"];
+        var (etcdOutput, etcdFixtures) = await RunAgainstEtcdAsync(AutoTlsSession, "https", autoTls, SkipVerification);
+        await using var cluster = await TestCluster.StartAsync(size: 1, extraArgs: autoTls, scheme: "https");
+        await cluster.WaitForLeaderAsync();
+        await Eventually.TrueAsync(() => cluster.Host(0).Member.Membership.List().All(m => m.ClientUrls.Count > 0), cluster.Describe);
+        var raftkvOutput = Normalize(await RunSessionAsync("https://" + cluster.Endpoint(0), AutoTlsSession, SkipVerification), [$"{cluster.Host(0).Member.MemberId:x}"]);
+
+        Assert.Equal(etcdOutput, raftkvOutput);
+        Assert.Contains("secure\n1\n", raftkvOutput, StringComparison.Ordinal); // not both failing alike
+        Assert.Contains("https://127.0.0.1:PORT, https://127.0.0.1:PORT", raftkvOutput, StringComparison.Ordinal);
+        Assert.Equal(etcdFixtures, Fixtures(cluster.DataDir(0)));
+    }
+
+    /// <summary>The files under DATA_DIR/fixtures (auto TLS), relative and sorted.</summary>
+    private static string Fixtures(string dataDir)
+    {
+        var root = Path.Combine(dataDir, "fixtures");
+        return Directory.Exists(root)
+            ? string.Join(", ", Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(root, f)).Order(StringComparer.Ordinal))
+            : "(no fixtures)";
+    }
+
+    /// <summary>Runs <paramref name="session"/> against a one-member etcd on <paramref name="scheme"/> URLs with
+    /// <paramref name="extraArgs"/>; returns the normalized output and the fixtures its data dir ended with.</summary>
+    private static async Task<(string Output, string Fixtures)> RunAgainstEtcdAsync(string[][] session, string scheme = "http", string[]? extraArgs = null, string[]? etcdctlFlags = null)
     {
         var dir = Directory.CreateTempSubdirectory("raftkv-etcd-");
         var ports = FreePorts.Take(2);
@@ -73,10 +106,10 @@ public sealed partial class DifferentialTests
         foreach (var a in new[]
         {
             "--name", "m1", "--data-dir", dir.FullName,
-            "--listen-client-urls", $"http://127.0.0.1:{ports[0]}", "--advertise-client-urls", $"http://127.0.0.1:{ports[0]}",
-            "--listen-peer-urls", $"http://127.0.0.1:{ports[1]}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{ports[1]}",
-            "--initial-cluster", $"m1=http://127.0.0.1:{ports[1]}",
-        })
+            "--listen-client-urls", $"{scheme}://127.0.0.1:{ports[0]}", "--advertise-client-urls", $"{scheme}://127.0.0.1:{ports[0]}",
+            "--listen-peer-urls", $"{scheme}://127.0.0.1:{ports[1]}", "--initial-advertise-peer-urls", $"{scheme}://127.0.0.1:{ports[1]}",
+            "--initial-cluster", $"m1={scheme}://127.0.0.1:{ports[1]}",
+        }.Concat(extraArgs ?? []))
         {
             psi.ArgumentList.Add(a);
         }
@@ -88,11 +121,12 @@ public sealed partial class DifferentialTests
         etcd.BeginErrorReadLine();
         try
         {
-            var endpoint = $"127.0.0.1:{ports[0]}";
+            var endpoint = scheme == "http" ? $"127.0.0.1:{ports[0]}" : $"{scheme}://127.0.0.1:{ports[0]}";
+            var flags = etcdctlFlags ?? [];
             var ids = new List<string>();
             await Eventually.TrueAsync(() =>
             {
-                var (code, stdout, _) = Etcdctl.RunAsync(endpoint, "member", "list").GetAwaiter().GetResult();
+                var (code, stdout, _) = Etcdctl.RunAsync(endpoint, [.. flags, "member", "list"]).GetAwaiter().GetResult();
                 if (code == 0 && stdout.Contains("started", StringComparison.Ordinal))
                 {
                     ids.Add(stdout.Split(',')[0]);
@@ -101,7 +135,7 @@ public sealed partial class DifferentialTests
 
                 return false;
             }, () => "etcd did not start", TimeSpan.FromSeconds(30));
-            return Normalize(await RunSessionAsync(endpoint), ids);
+            return (Normalize(await RunSessionAsync(endpoint, session, flags), ids), Fixtures(dir.FullName));
         }
         finally
         {
@@ -111,17 +145,18 @@ public sealed partial class DifferentialTests
         }
     }
 
-    private static async Task<string> RunSessionAsync(string endpoint)
+    /// <summary>Runs each command of <paramref name="session"/> with <paramref name="flags"/> before it (flags not printed).</summary>
+    private static async Task<string> RunSessionAsync(string endpoint, string[][] session, string[] flags)
     {
         var output = new StringBuilder();
         var leases = new List<string>();
-        foreach (var command in Session)
+        foreach (var command in session)
         {
             var input = command[^1].StartsWith('<') ? command[^1][1..] : "";
             var args = (input.Length > 0 ? command[..^1] : command)
                 .Select(a => LeasePlaceholder().Replace(a, m => leases[int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) - 1]))
                 .ToArray();
-            var (code, stdout, stderr) = await Etcdctl.RunWithInputAsync(endpoint, input, args);
+            var (code, stdout, stderr) = await Etcdctl.RunWithInputAsync(endpoint, input, [.. flags, .. args]);
             leases.AddRange(LeaseGranted().Matches(stdout).Select(m => m.Groups[1].Value));
             output.Append("$ etcdctl ").AppendJoin(' ', args).Append('\n').Append(stdout);
             if (code != 0)

@@ -49,6 +49,39 @@ public sealed class TlsTests
     }
 
     [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")] // file modes
+    public async Task Auto_TLS_makes_a_certificate_per_side_that_etcdctl_can_trust_or_skip_and_keeps_it_across_restarts()
+    {
+        await using var cluster = await TestCluster.StartAsync(extraArgs: ["--auto-tls", "--peer-auto-tls"], scheme: "https");
+        var leader = await cluster.WaitForLeaderAsync();
+
+        // The members reach each other on the wire inside TLS without verifying each other's self-signed certificates.
+        var links = Enumerable.Range(0, 3).SelectMany(i => cluster.Host(i).Member.Transport.Describe()).ToList();
+        Assert.True(links.All(p => p.Link == RaftKv.Server.Peers.PeerLink.Wire), $"peer links: {string.Join(", ", links)}");
+        string Endpoint(int i) => "https://" + cluster.Endpoint(i);
+        var fixtures = Path.Combine(cluster.DataDir(leader), "fixtures");
+        var clientCert = Path.Combine(fixtures, "client", "cert.pem");
+        await Etcdctl.OkAsync(Endpoint(leader), "--insecure-transport=false", "--insecure-skip-tls-verify", "put", "auto", "tls");
+
+        // The client certificate names the listen and advertise hosts, so a client can pin it; nobody else trusts it.
+        Assert.Equal("auto\ntls\n", await Etcdctl.OkAsync(Endpoint(leader), "--cacert", clientCert, "get", "auto"));
+        await Etcdctl.FailsAsync(Endpoint(leader), "--insecure-transport=false", "--dial-timeout=2s", "--command-timeout=3s", "get", "auto");
+        await Etcdctl.FailsAsync("http://" + cluster.Endpoint(leader), "--dial-timeout=2s", "--command-timeout=3s", "get", "auto");
+        foreach (var side in new[] { "client", "peer" })
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(fixtures, side, "key.pem")));
+        }
+
+        // A restart serves the same certificate (a client that pinned it keeps working).
+        var before = await File.ReadAllTextAsync(clientCert);
+        await cluster.RestartAllAsync();
+        leader = await cluster.WaitForLeaderAsync();
+        Assert.Equal(before, await File.ReadAllTextAsync(clientCert));
+        var memberZero = Path.Combine(cluster.DataDir(0), "fixtures", "client", "cert.pem");
+        Assert.Equal("auto\ntls\n", await Etcdctl.OkAsync(Endpoint(0), "--cacert", memberZero, "get", "auto"));
+    }
+
+    [Fact]
     public async Task Metrics_urls_serve_metrics_and_health_only()
     {
         var port = FreePorts.Take(1)[0];

@@ -89,14 +89,15 @@ public sealed class MemberConfigParserTests
     [InlineData(new[] { "--initial-cluster-state=old" }, "invalid value \"old\" for flag -initial-cluster-state: valid values are 'new' and 'existing'")]
     [InlineData(new[] { "--heartbeat-interval=fast" }, "invalid value \"fast\" for flag -heartbeat-interval: expected a whole number")]
     [InlineData(new[] { "--listen-client-urls=localhost:2379" }, "invalid value \"localhost:2379\" for flag -listen-client-urls")]
-    [InlineData(new[] { "--listen-client-urls=https://127.0.0.1:2379" }, "--listen-client-urls has an https:// URL but no certificate: give --cert-file and --key-file, or listen on http://")]
-    [InlineData(new[] { "--listen-peer-urls=https://127.0.0.1:2380" }, "--listen-peer-urls has an https:// URL but no certificate: give --peer-cert-file and --peer-key-file, or listen on http://")]
+    [InlineData(new[] { "--listen-client-urls=https://127.0.0.1:2379" }, "--listen-client-urls has an https:// URL but no certificate: give --cert-file and --key-file (or --auto-tls for a self-signed one), or listen on http://")]
+    [InlineData(new[] { "--listen-peer-urls=https://127.0.0.1:2380" }, "--listen-peer-urls has an https:// URL but no certificate: give --peer-cert-file and --peer-key-file (or --peer-auto-tls for a self-signed one), or listen on http://")]
     [InlineData(new[] { "--listen-metrics-urls=https://127.0.0.1:2381" }, "--listen-metrics-urls has an https:// URL but no certificate: give --cert-file and --key-file")]
     [InlineData(new[] { "--cert-file=/x.pem" }, "--cert-file and --key-file go together: give both")]
     [InlineData(new[] { "--peer-key-file=/x-key.pem" }, "--peer-cert-file and --peer-key-file go together: give both")]
     [InlineData(new[] { "--cert-file=/x.pem", "--key-file=/x-key.pem", "--client-cert-auth" }, "--client-cert-auth needs --trusted-ca-file")]
     [InlineData(new[] { "--client-cert-auth=maybe" }, "invalid value \"maybe\" for flag -client-cert-auth: expected true or false")]
-    [InlineData(new[] { "--auto-tls" }, "--auto-tls is an etcd flag that raftkv does not support yet")]
+    [InlineData(new[] { "--client-crl-file=/crl.pem" }, "--client-crl-file is an etcd flag that raftkv does not support yet")]
+    [InlineData(new[] { "--auto-tls=maybe" }, "invalid value \"maybe\" for flag -auto-tls: expected true or false")]
     [InlineData(new[] { "--name=a", "--initial-cluster=b=http://localhost:2380" }, "couldn't find local name \"a\" in the initial cluster configuration")]
     [InlineData(new[] { "--initial-cluster=default=http://127.0.0.1:9999" }, "--initial-cluster has default=http://127.0.0.1:9999/ but missing from --initial-advertise-peer-urls=http://localhost:2380/")]
     [InlineData(new[] { "--initial-cluster=default=http://localhost:2380,default2", }, "\"default2\" is not name=peerURL")]
@@ -109,6 +110,30 @@ public sealed class MemberConfigParserTests
         var error = Assert.Throws<ConfigException>(() => MemberConfigParser.Parse(args, NoEnvironment));
 
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Auto_TLS_from_flags_or_environment_lets_https_URLs_start_without_certificate_files()
+    {
+        string[] urls =
+        [
+            "--listen-client-urls=https://127.0.0.1:2379", "--advertise-client-urls=https://127.0.0.1:2379",
+            "--listen-peer-urls=https://127.0.0.1:2380", "--initial-advertise-peer-urls=https://127.0.0.1:2380",
+            "--initial-cluster=default=https://127.0.0.1:2380",
+        ];
+
+        var fromFlags = MemberConfigParser.Parse([.. urls, "--auto-tls", "--peer-auto-tls"], NoEnvironment);
+        var fromEnvironment = MemberConfigParser.Parse(urls, new Dictionary<string, string> { ["ETCD_AUTO_TLS"] = "true", ["ETCD_PEER_AUTO_TLS"] = "true" });
+
+        foreach (var config in new[] { fromFlags, fromEnvironment })
+        {
+            Assert.True(config.ClientTls.SelfSigned && config.PeerTls.SelfSigned, $"client {config.ClientTls}, peer {config.PeerTls}");
+        }
+
+        // Certificate files win over auto TLS, as in etcd (which logs that it ignores auto TLS).
+        var withFiles = MemberConfigParser.Parse([.. urls, "--auto-tls", "--cert-file=/c.pem", "--key-file=/k.pem", "--peer-auto-tls"], NoEnvironment);
+        Assert.False(withFiles.ClientTls.SelfSigned);
+        Assert.True(withFiles.PeerTls.SelfSigned);
     }
 
     [Fact]

@@ -213,7 +213,7 @@ public sealed class PeerWireTests
         // Over cleartext an older member answers the wire preface with HTTP/2 bytes; over TLS it closes without a word.
         using var certificates = tls ? new TestCertificates() : null;
         var memberTls = certificates is null ? null : MemberTls.Load(
-            new TlsFiles { CertFile = certificates.ServerCert, KeyFile = certificates.ServerKey, TrustedCaFile = certificates.CaCert, ClientCertAuth = true }, "peer-");
+            new TlsFiles { CertFile = certificates.ServerCert, KeyFile = certificates.ServerKey, TrustedCaFile = certificates.CaCert, ClientCertAuth = true }, "peer-", dataDir: "", hosts: []);
         await using var upgraded = await TestPeer.StartAsync(1, tls: memberTls);
         await using var old = await TestPeer.StartAsync(2, wire: false, tls: memberTls);
         upgraded.Transport.AddOrUpdatePeer(2, [old.Url]);

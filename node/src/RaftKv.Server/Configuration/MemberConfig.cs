@@ -127,5 +127,16 @@ internal sealed record TlsFiles
     /// <summary>Connections must present a certificate signed by <see cref="TrustedCaFile"/>.</summary>
     public bool ClientCertAuth { get; init; }
 
-    public bool Enabled => CertFile.Length > 0;
+    /// <summary>
+    /// etcd's --auto-tls / --peer-auto-tls: without <see cref="CertFile"/>, a self-signed certificate made in
+    /// DATA_DIR/fixtures/client (or /peer) on first start and kept; the other side's certificates are then not verified.
+    /// Ignored (with a warning) when certificate files are given, as in etcd.
+    /// </summary>
+    public bool AutoTls { get; init; }
+
+    /// <summary>This side has a certificate to serve with: files, or a self-signed one.</summary>
+    public bool Enabled => CertFile.Length > 0 || AutoTls;
+
+    /// <summary>The self-signed certificate is used: auto TLS asked for and no certificate file given.</summary>
+    public bool SelfSigned => AutoTls && CertFile.Length == 0;
 }

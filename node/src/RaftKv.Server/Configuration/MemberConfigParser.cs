@@ -52,13 +52,17 @@ internal static class MemberConfigParser
         new("peer-key-file", "Path to the peer server TLS key file.", (c, v) => c with { PeerTls = c.PeerTls with { KeyFile = v } }),
         new("peer-trusted-ca-file", "Path to the peer server TLS trusted CA file.", (c, v) => c with { PeerTls = c.PeerTls with { TrustedCaFile = v } }),
         new("peer-client-cert-auth", "Enable peer client cert authentication.", (c, v) => c with { PeerTls = c.PeerTls with { ClientCertAuth = Bool("peer-client-cert-auth", v) } }, IsBool: true),
+        new("auto-tls", "Client TLS using generated certificates (self-signed, in DATA_DIR/fixtures/client; clients must skip verification or trust that file).",
+            (c, v) => c with { ClientTls = c.ClientTls with { AutoTls = Bool("auto-tls", v) } }, IsBool: true),
+        new("peer-auto-tls", "Peer TLS using generated certificates (self-signed, in DATA_DIR/fixtures/peer; members do not verify each other's).",
+            (c, v) => c with { PeerTls = c.PeerTls with { AutoTls = Bool("peer-auto-tls", v) } }, IsBool: true),
         new("logger", "Logger to use; only 'zap' (structured) is accepted, as in etcd 3.5.", (c, v) => v == "zap" ? c : throw Invalid("logger", v, "only 'zap' is supported")),
     ];
 
     /// <summary>etcd flags this build recognises but cannot honour yet; naming them fails with a clear message.</summary>
     private static readonly string[] Unsupported =
     [
-        "auto-tls", "peer-auto-tls", "client-crl-file", "peer-crl-file",
+        "client-crl-file", "peer-crl-file",
         "discovery", "discovery-srv", "discovery-proxy", "proxy", "enable-v2", "auth-token",
     ];
 
@@ -86,7 +90,7 @@ internal static class MemberConfigParser
             var name = equals < 0 ? body : body[..equals];
             if (Array.IndexOf(Unsupported, name) >= 0)
             {
-                throw new ConfigException($"--{name} is an etcd flag that raftkv does not support yet; remove it (self-signed auto TLS, CRLs, discovery, v2 and auth are not implemented; give certificates with --cert-file/--key-file and --peer-cert-file/--peer-key-file)");
+                throw new ConfigException($"--{name} is an etcd flag that raftkv does not support yet; remove it (CRLs, discovery, v2 and auth are not implemented)");
             }
 
             if (!byName.TryGetValue(name, out var flag))
@@ -313,7 +317,7 @@ internal static class MemberConfigParser
         if (listen.Any(u => u.Scheme == "https") && !tls.Enabled)
         {
             throw new ConfigException(
-                $"--{listenFlag} has an https:// URL but no certificate: give --{prefix}cert-file and --{prefix}key-file, or listen on http://");
+                $"--{listenFlag} has an https:// URL but no certificate: give --{prefix}cert-file and --{prefix}key-file (or --{prefix}auto-tls for a self-signed one), or listen on http://");
         }
 
         if (tls.ClientCertAuth && tls.TrustedCaFile.Length == 0)

@@ -83,8 +83,8 @@ internal sealed partial class MemberHost : IAsyncDisposable
         var loggers = options.Loggers ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
         var logger = loggers.CreateLogger("raftkv");
         var memberDir = Path.Combine(config.DataDir, "member");
-        var clientTls = MemberTls.Load(config.ClientTls, "");
-        var peerTls = MemberTls.Load(config.PeerTls, "peer-");
+        var clientTls = LoadTls(config.ClientTls, "", config.DataDir, [.. config.ListenClientUrls, .. config.AdvertiseClientUrls, .. config.ListenMetricsUrls], logger);
+        var peerTls = LoadTls(config.PeerTls, "peer-", config.DataDir, [.. config.ListenPeerUrls, .. config.InitialAdvertisePeerUrls], logger);
         WalMetadata? identity;
         try
         {
@@ -557,6 +557,31 @@ internal sealed partial class MemberHost : IAsyncDisposable
         _kv.Dispose();
         _stopping.Dispose();
     }
+
+    /// <summary>One side's TLS (<see cref="MemberTls.Load"/>), saying in the log what auto TLS did, as etcd does.</summary>
+    private static MemberTls? LoadTls(TlsFiles files, string flagPrefix, string dataDir, IReadOnlyList<Uri> urls, ILogger logger)
+    {
+        if (files.AutoTls && !files.SelfSigned)
+        {
+            LogAutoTlsIgnored(logger, flagPrefix);
+        }
+
+        var tls = MemberTls.Load(files, flagPrefix, dataDir, urls.Select(u => u.Host));
+        if (tls is { SelfSigned: true } own)
+        {
+            var thumbprint = own.Certificate.Thumbprint;
+            var notAfter = own.Certificate.NotAfter.ToUniversalTime();
+            LogAutoTls(logger, flagPrefix, thumbprint, notAfter);
+        }
+
+        return tls;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "ignoring --{Prefix}auto-tls since --{Prefix}cert-file is given")]
+    private static partial void LogAutoTlsIgnored(ILogger logger, string prefix);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "--{Prefix}auto-tls: serving with the self-signed certificate {Thumbprint} (valid until {NotAfter:u}); other members' certificates are not verified")]
+    private static partial void LogAutoTls(ILogger logger, string prefix, string thumbprint, DateTime notAfter);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "member {Name} restarts as {MemberId:x} of cluster {ClusterId:x} from its WAL (--initial-cluster flags are ignored)")]
     private static partial void LogRestart(ILogger logger, string name, ulong memberId, ulong clusterId);

@@ -9,7 +9,7 @@ using RaftKv.Server.Node;
 namespace RaftKv.Server.Peers;
 
 /// <summary>
-/// One side's TLS (client URLs or peer URLs), loaded from the PEM files of <see cref="TlsFiles"/>: the certificate this member
+/// One side's TLS (client URLs or peer URLs), loaded from the PEM files of <see cref="TlsFiles"/> or made by auto TLS: the certificate this member
 /// serves with and, when it calls other members on that side, presents as its client certificate (as etcd does with its
 /// --peer-cert-file); and the CA certificates that the other side's certificates must chain to.
 /// </summary>
@@ -17,39 +17,47 @@ internal sealed class MemberTls
 {
     private readonly X509Certificate2Collection _trusted;
 
-    private MemberTls(X509Certificate2 certificate, X509Certificate2Collection trusted, bool clientCertAuth)
+    private MemberTls(X509Certificate2 certificate, X509Certificate2Collection trusted, bool clientCertAuth, bool selfSigned)
     {
         Certificate = certificate;
         _trusted = trusted;
         ClientCertAuth = clientCertAuth;
+        SelfSigned = selfSigned;
     }
 
     public X509Certificate2 Certificate { get; }
 
     public bool ClientCertAuth { get; }
 
-    /// <summary>Loads the files, or null when <paramref name="files"/> has no certificate; a file that cannot be read or parsed ends start-up with its name.</summary>
-    public static MemberTls? Load(TlsFiles files, string flagPrefix)
+    /// <summary>
+    /// Auto TLS: the certificate is this member's own self-signed one, and as in etcd (its InsecureSkipVerify for
+    /// self-made certificates) this member does not verify the certificates of the members and leaders it calls.
+    /// </summary>
+    public bool SelfSigned { get; }
+
+    /// <summary>
+    /// Loads the files, or with auto TLS and no certificate file makes (first start) or reuses the self-signed certificate
+    /// in <c>DATA_DIR/fixtures/client</c> or <c>/peer</c> for <paramref name="hosts"/>; null when the side has no TLS.
+    /// A file that cannot be read or parsed ends start-up with its name.
+    /// </summary>
+    public static MemberTls? Load(TlsFiles files, string flagPrefix, string dataDir, IEnumerable<string> hosts)
     {
         if (!files.Enabled)
         {
             return null;
         }
 
-        X509Certificate2 certificate;
-        try
+        if (files.SelfSigned)
         {
-            using var pem = X509Certificate2.CreateFromPemFile(files.CertFile, files.KeyFile);
-
-            // A certificate made from PEM keeps its key in memory only; TLS on Linux wants it exportable as PKCS#12 once.
-            certificate = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
-        }
-        catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException or ArgumentException)
-        {
-            throw new MemberStartException(
-                $"cannot load --{flagPrefix}cert-file {files.CertFile} with --{flagPrefix}key-file {files.KeyFile}: {e.Message} (both must be PEM, the key unencrypted and matching the certificate)", e);
+            var dir = Path.Combine(dataDir, "fixtures", flagPrefix.Length == 0 ? "client" : "peer");
+            var (certFile, keyFile) = SelfSignedFiles(dir, hosts, flagPrefix);
+            var own = LoadCertificate(certFile, keyFile,
+                reason => $"cannot load the --{flagPrefix}auto-tls certificate {certFile} with {keyFile}: {reason} (delete {dir} to make a new one)");
+            return new MemberTls(own, [], files.ClientCertAuth, selfSigned: true);
         }
 
+        var certificate = LoadCertificate(files.CertFile, files.KeyFile,
+            reason => $"cannot load --{flagPrefix}cert-file {files.CertFile} with --{flagPrefix}key-file {files.KeyFile}: {reason} (both must be PEM, the key unencrypted and matching the certificate)");
         var trusted = new X509Certificate2Collection();
         if (files.TrustedCaFile.Length > 0)
         {
@@ -68,7 +76,92 @@ internal sealed class MemberTls
             }
         }
 
-        return new MemberTls(certificate, trusted, files.ClientCertAuth);
+        return new MemberTls(certificate, trusted, files.ClientCertAuth, selfSigned: false);
+    }
+
+    /// <summary>A PEM certificate with its key; start-up ends with <paramref name="error"/>(the reason) when they cannot be loaded.</summary>
+    private static X509Certificate2 LoadCertificate(string certFile, string keyFile, Func<string, string> error)
+    {
+        try
+        {
+            using var pem = X509Certificate2.CreateFromPemFile(certFile, keyFile);
+
+            // A certificate made from PEM keeps its key in memory only; TLS on Linux wants it exportable as PKCS#12 once.
+            return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
+        }
+        catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            throw new MemberStartException(error(e.Message), e);
+        }
+    }
+
+    /// <summary>
+    /// The auto TLS certificate and key in <paramref name="dir"/> (cert.pem, key.pem, as etcd names them), made when either is
+    /// missing: self-signed, valid for a year from now (etcd's default), for server and client use, naming
+    /// <paramref name="hosts"/> (IP addresses and DNS names), the key readable by this user only.
+    /// </summary>
+    private static (string CertFile, string KeyFile) SelfSignedFiles(string dir, IEnumerable<string> hosts, string flagPrefix)
+    {
+        var certFile = Path.Combine(dir, "cert.pem");
+        var keyFile = Path.Combine(dir, "key.pem");
+        if (File.Exists(certFile) && File.Exists(keyFile))
+        {
+            return (certFile, keyFile);
+        }
+
+        try
+        {
+            const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            if (OperatingSystem.IsWindows())
+            {
+                Directory.CreateDirectory(dir);
+            }
+            else
+            {
+                Directory.CreateDirectory(dir, OwnerOnly | UnixFileMode.UserExecute); // 0700, as etcd makes it
+            }
+
+            using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            var request = new CertificateRequest("O=raftkv, CN=raftkv auto TLS", key, HashAlgorithmName.SHA256);
+            var names = new SubjectAlternativeNameBuilder();
+            foreach (var host in hosts.Distinct(StringComparer.OrdinalIgnoreCase))
+            {
+                if (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip))
+                {
+                    names.AddIpAddress(ip);
+                }
+                else
+                {
+                    names.AddDnsName(host);
+                }
+            }
+
+            request.CertificateExtensions.Add(names.Build());
+            request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+            request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
+            request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
+                [new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false)); // server and client authentication
+            var now = DateTimeOffset.UtcNow;
+            using var certificate = request.CreateSelfSigned(now.AddMinutes(-5), now.AddYears(1));
+            var keyOptions = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+            if (!OperatingSystem.IsWindows())
+            {
+                keyOptions.UnixCreateMode = OwnerOnly; // 0600
+            }
+
+            using (var keyOut = new FileStream(keyFile, keyOptions))
+            using (var writer = new StreamWriter(keyOut))
+            {
+                writer.Write(key.ExportPkcs8PrivateKeyPem());
+            }
+
+            File.WriteAllText(certFile, certificate.ExportCertificatePem());
+            return (certFile, keyFile);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException)
+        {
+            throw new MemberStartException($"cannot make the --{flagPrefix}auto-tls certificate in {dir}: {e.Message}", e);
+        }
     }
 
     /// <summary>Kestrel's settings for a listener on this side: this certificate; client certificates required and checked when asked for.</summary>
@@ -80,13 +173,15 @@ internal sealed class MemberTls
         ClientCertificateValidation = (certificate, _, _) => ChainsToTrusted(certificate),
     };
 
-    /// <summary>TLS for a call to another member on this side: this certificate as client identity, the server's checked against the CA and its name.</summary>
+    /// <summary>TLS for a call to another member on this side: this certificate as client identity, the server's checked
+    /// against the CA and its name (not checked with auto TLS, see <see cref="SelfSigned"/>).</summary>
     public SslClientAuthenticationOptions ClientOptions() => new()
     {
         ClientCertificates = [Certificate],
         EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
         RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-            certificate is X509Certificate2 server
+            SelfSigned
+            || certificate is X509Certificate2 server
             && (errors & (SslPolicyErrors.RemoteCertificateNotAvailable | SslPolicyErrors.RemoteCertificateNameMismatch)) == 0
             && (_trusted.Count == 0 ? errors == SslPolicyErrors.None : ChainsToTrusted(server)),
     };
