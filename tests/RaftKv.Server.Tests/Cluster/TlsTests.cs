@@ -82,6 +82,57 @@ public sealed class TlsTests
     }
 
     [Fact]
+    public async Task A_client_certificate_revoked_by_the_crl_file_is_refused_and_a_new_list_takes_effect_without_a_restart()
+    {
+        using var certs = new TestCertificates();
+        var crl = certs.WriteCrl("crl.pem"); // nothing revoked yet
+        await using var cluster = await TestCluster.StartAsync(size: 1, scheme: "https", extraArgs:
+        [
+            "--cert-file", certs.ServerCert, "--key-file", certs.ServerKey, "--trusted-ca-file", certs.CaCert, "--client-cert-auth", "--client-crl-file", crl,
+            "--peer-cert-file", certs.ServerCert, "--peer-key-file", certs.ServerKey, "--peer-trusted-ca-file", certs.CaCert,
+        ]);
+        await cluster.WaitForLeaderAsync();
+        var endpoint = "https://" + cluster.Endpoint(0);
+        string[] asClient = ["--cacert", certs.CaCert, "--cert", certs.ClientCert, "--key", certs.ClientKey];
+        string[] asMember = ["--cacert", certs.CaCert, "--cert", certs.ServerCert, "--key", certs.ServerKey]; // also valid for client use
+        await Etcdctl.OkAsync(endpoint, [.. asClient, "put", "k", "before"]);
+
+        certs.WriteCrl("crl.pem", certs.ClientCert);
+        await Etcdctl.FailsAsync(endpoint, [.. asClient, "--dial-timeout=2s", "--command-timeout=3s", "get", "k"]);
+        Assert.Equal("k\nbefore\n", await Etcdctl.OkAsync(endpoint, [.. asMember, "get", "k"]));
+
+        certs.WriteCrl("crl.pem");
+        Assert.Equal("k\nbefore\n", await Etcdctl.OkAsync(endpoint, [.. asClient, "get", "k"]));
+    }
+
+    [Fact]
+    public async Task A_crl_file_that_cannot_be_parsed_ends_start_up_naming_the_file()
+    {
+        using var certs = new TestCertificates();
+        var ports = FreePorts.Take(2);
+        var dir = Directory.CreateTempSubdirectory("raftkv-tls-");
+        try
+        {
+            var crl = Path.Combine(dir.FullName, "crl.pem");
+            await File.WriteAllTextAsync(crl, "not a revocation list");
+            var config = MemberConfigParser.Parse(
+            [
+                "--name", "m1", "--data-dir", Path.Combine(dir.FullName, "m1"),
+                "--listen-client-urls", $"https://127.0.0.1:{ports[0]}", "--advertise-client-urls", $"https://127.0.0.1:{ports[0]}",
+                "--listen-peer-urls", $"http://127.0.0.1:{ports[1]}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{ports[1]}",
+                "--initial-cluster", $"m1=http://127.0.0.1:{ports[1]}",
+                "--cert-file", certs.ServerCert, "--key-file", certs.ServerKey, "--trusted-ca-file", certs.CaCert, "--client-cert-auth", "--client-crl-file", crl,
+            ], new Dictionary<string, string>());
+            var e = await Assert.ThrowsAsync<MemberStartException>(() => MemberHost.StartAsync(config, new MemberHostOptions(), CancellationToken.None));
+            Assert.Contains($"cannot load --client-crl-file {crl}", e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Metrics_urls_serve_metrics_and_health_only()
     {
         var port = FreePorts.Take(1)[0];
@@ -127,14 +178,30 @@ internal sealed class TestCertificates : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("raftkv-certs-");
 
+    private readonly X509Certificate2 _ca = MakeCa("raftkv test CA");
+    private int _crlNumber;
+
     public TestCertificates()
     {
-        using var ca = MakeCa("raftkv test CA");
         using var rogueCa = MakeCa("someone else's CA");
-        CaCert = Write("ca.pem", ca.ExportCertificatePem());
-        (ServerCert, ServerKey) = Issue(ca, "member", "server");
-        (ClientCert, ClientKey) = Issue(ca, "client", "client");
+        CaCert = Write("ca.pem", _ca.ExportCertificatePem());
+        (ServerCert, ServerKey) = Issue(_ca, "member", "server");
+        (ClientCert, ClientKey) = Issue(_ca, "client", "client");
         (RogueCert, RogueKey) = Issue(rogueCa, "client", "rogue");
+    }
+
+    /// <summary>Writes (or rewrites) <paramref name="name"/>: a PEM CRL of the test CA revoking the certificates in <paramref name="revokedCertFiles"/>.</summary>
+    public string WriteCrl(string name, params string[] revokedCertFiles)
+    {
+        var builder = new CertificateRevocationListBuilder();
+        foreach (var file in revokedCertFiles)
+        {
+            using var revoked = X509Certificate2.CreateFromPem(File.ReadAllText(file));
+            builder.AddEntry(revoked);
+        }
+
+        var der = builder.Build(_ca, ++_crlNumber, DateTimeOffset.UtcNow.AddDays(1), HashAlgorithmName.SHA256);
+        return Write(name, new string(PemEncoding.Write("X509 CRL", der)));
     }
 
     public string CaCert { get; }
@@ -151,7 +218,11 @@ internal sealed class TestCertificates : IDisposable
 
     public string RogueKey { get; }
 
-    public void Dispose() => _dir.Delete(recursive: true);
+    public void Dispose()
+    {
+        _ca.Dispose();
+        _dir.Delete(recursive: true);
+    }
 
     private static X509Certificate2 MakeCa(string name)
     {

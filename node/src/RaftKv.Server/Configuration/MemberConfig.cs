@@ -134,6 +134,12 @@ internal sealed record TlsFiles
     /// </summary>
     public bool AutoTls { get; init; }
 
+    /// <summary>A certificate revocation list (--client-crl-file / --peer-crl-file): certificates it revokes are refused.</summary>
+    public string CrlFile { get; init; } = "";
+
+    /// <summary>The CRL flag of a side: <c>client-crl-file</c> (prefix "") or <c>peer-crl-file</c> (prefix "peer-").</summary>
+    public static string CrlFlag(string flagPrefix) => flagPrefix.Length == 0 ? "client-crl-file" : "peer-crl-file";
+
     /// <summary>This side has a certificate to serve with: files, or a self-signed one.</summary>
     public bool Enabled => CertFile.Length > 0 || AutoTls;
 

@@ -52,6 +52,10 @@ internal static class MemberConfigParser
         new("peer-key-file", "Path to the peer server TLS key file.", (c, v) => c with { PeerTls = c.PeerTls with { KeyFile = v } }),
         new("peer-trusted-ca-file", "Path to the peer server TLS trusted CA file.", (c, v) => c with { PeerTls = c.PeerTls with { TrustedCaFile = v } }),
         new("peer-client-cert-auth", "Enable peer client cert authentication.", (c, v) => c with { PeerTls = c.PeerTls with { ClientCertAuth = Bool("peer-client-cert-auth", v) } }, IsBool: true),
+        new("client-crl-file", "Path to the client certificate revocation list file (PEM or DER; read again when it changes).",
+            (c, v) => c with { ClientTls = c.ClientTls with { CrlFile = v } }),
+        new("peer-crl-file", "Path to the peer certificate revocation list file (PEM or DER; read again when it changes).",
+            (c, v) => c with { PeerTls = c.PeerTls with { CrlFile = v } }),
         new("auto-tls", "Client TLS using generated certificates (self-signed, in DATA_DIR/fixtures/client; clients must skip verification or trust that file).",
             (c, v) => c with { ClientTls = c.ClientTls with { AutoTls = Bool("auto-tls", v) } }, IsBool: true),
         new("peer-auto-tls", "Peer TLS using generated certificates (self-signed, in DATA_DIR/fixtures/peer; members do not verify each other's).",
@@ -62,7 +66,6 @@ internal static class MemberConfigParser
     /// <summary>etcd flags this build recognises but cannot honour yet; naming them fails with a clear message.</summary>
     private static readonly string[] Unsupported =
     [
-        "client-crl-file", "peer-crl-file",
         "discovery", "discovery-srv", "discovery-proxy", "proxy", "enable-v2", "auth-token",
     ];
 
@@ -90,7 +93,7 @@ internal static class MemberConfigParser
             var name = equals < 0 ? body : body[..equals];
             if (Array.IndexOf(Unsupported, name) >= 0)
             {
-                throw new ConfigException($"--{name} is an etcd flag that raftkv does not support yet; remove it (CRLs, discovery, v2 and auth are not implemented)");
+                throw new ConfigException($"--{name} is an etcd flag that raftkv does not support yet; remove it (discovery, v2 and auth are not implemented)");
             }
 
             if (!byName.TryGetValue(name, out var flag))
@@ -323,6 +326,12 @@ internal static class MemberConfigParser
         if (tls.ClientCertAuth && tls.TrustedCaFile.Length == 0)
         {
             throw new ConfigException($"--{prefix}client-cert-auth needs --{prefix}trusted-ca-file (the CA that signs the certificates to accept)");
+        }
+
+        if (tls.CrlFile.Length > 0 && !tls.ClientCertAuth)
+        {
+            throw new ConfigException(
+                $"--{TlsFiles.CrlFlag(prefix)} checks the certificates that connecting sides present: it needs --{prefix}client-cert-auth and --{prefix}trusted-ca-file");
         }
     }
 

@@ -566,7 +566,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
             LogAutoTlsIgnored(logger, flagPrefix);
         }
 
-        var tls = MemberTls.Load(files, flagPrefix, dataDir, urls.Select(u => u.Host));
+        var tls = MemberTls.Load(files, flagPrefix, dataDir, urls.Select(u => u.Host), logger);
         if (tls is { SelfSigned: true } own)
         {
             var thumbprint = own.Certificate.Thumbprint;

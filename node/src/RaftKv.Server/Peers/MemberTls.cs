@@ -3,6 +3,7 @@ using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Logging;
 using RaftKv.Server.Configuration;
 using RaftKv.Server.Node;
 
@@ -17,12 +18,15 @@ internal sealed class MemberTls
 {
     private readonly X509Certificate2Collection _trusted;
 
-    private MemberTls(X509Certificate2 certificate, X509Certificate2Collection trusted, bool clientCertAuth, bool selfSigned)
+    private readonly RevocationList? _revoked;
+
+    private MemberTls(X509Certificate2 certificate, X509Certificate2Collection trusted, bool clientCertAuth, bool selfSigned, RevocationList? revoked)
     {
         Certificate = certificate;
         _trusted = trusted;
         ClientCertAuth = clientCertAuth;
         SelfSigned = selfSigned;
+        _revoked = revoked;
     }
 
     public X509Certificate2 Certificate { get; }
@@ -40,12 +44,15 @@ internal sealed class MemberTls
     /// in <c>DATA_DIR/fixtures/client</c> or <c>/peer</c> for <paramref name="hosts"/>; null when the side has no TLS.
     /// A file that cannot be read or parsed ends start-up with its name.
     /// </summary>
-    public static MemberTls? Load(TlsFiles files, string flagPrefix, string dataDir, IEnumerable<string> hosts)
+    public static MemberTls? Load(TlsFiles files, string flagPrefix, string dataDir, IEnumerable<string> hosts, ILogger? logger = null)
     {
         if (!files.Enabled)
         {
             return null;
         }
+
+        var revoked = files.CrlFile.Length == 0 ? null
+            : RevocationList.Load(files.CrlFile, TlsFiles.CrlFlag(flagPrefix), logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
 
         if (files.SelfSigned)
         {
@@ -53,7 +60,7 @@ internal sealed class MemberTls
             var (certFile, keyFile) = SelfSignedFiles(dir, hosts, flagPrefix);
             var own = LoadCertificate(certFile, keyFile,
                 reason => $"cannot load the --{flagPrefix}auto-tls certificate {certFile} with {keyFile}: {reason} (delete {dir} to make a new one)");
-            return new MemberTls(own, [], files.ClientCertAuth, selfSigned: true);
+            return new MemberTls(own, [], files.ClientCertAuth, selfSigned: true, revoked);
         }
 
         var certificate = LoadCertificate(files.CertFile, files.KeyFile,
@@ -76,7 +83,7 @@ internal sealed class MemberTls
             }
         }
 
-        return new MemberTls(certificate, trusted, files.ClientCertAuth, selfSigned: false);
+        return new MemberTls(certificate, trusted, files.ClientCertAuth, selfSigned: false, revoked);
     }
 
     /// <summary>A PEM certificate with its key; start-up ends with <paramref name="error"/>(the reason) when they cannot be loaded.</summary>
@@ -170,7 +177,8 @@ internal sealed class MemberTls
         ServerCertificate = Certificate,
         SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
         ClientCertificateMode = ClientCertAuth ? ClientCertificateMode.RequireCertificate : ClientCertificateMode.NoCertificate,
-        ClientCertificateValidation = (certificate, _, _) => ChainsToTrusted(certificate),
+        ClientCertificateValidation = (certificate, chain, _) => ChainsToTrusted(certificate)
+            && _revoked?.Refuses([certificate, .. chain?.ChainElements.Select(e => e.Certificate) ?? []]) != true,
     };
 
     /// <summary>TLS for a call to another member on this side: this certificate as client identity, the server's checked
