@@ -106,6 +106,42 @@ public sealed class TlsTests
     }
 
     [Fact]
+    public async Task A_certificate_replaced_on_disk_is_served_to_new_connections_without_a_restart()
+    {
+        using var certs = new TestCertificates();
+        using var renewed = new TestCertificates(); // another CA: which one a client must trust tells the certificates apart
+        var dir = Directory.CreateTempSubdirectory("raftkv-rotate-");
+        try
+        {
+            var cert = Path.Combine(dir.FullName, "server.pem");
+            var key = Path.Combine(dir.FullName, "server-key.pem");
+            File.Copy(certs.ServerCert, cert);
+            File.Copy(certs.ServerKey, key);
+            await using var cluster = await TestCluster.StartAsync(size: 1, scheme: "https", extraArgs:
+            [
+                "--cert-file", cert, "--key-file", key, "--trusted-ca-file", certs.CaCert, "--client-cert-auth",
+                "--peer-cert-file", certs.ServerCert, "--peer-key-file", certs.ServerKey, "--peer-trusted-ca-file", certs.CaCert,
+            ]);
+            await cluster.WaitForLeaderAsync();
+            var endpoint = "https://" + cluster.Endpoint(0);
+            string[] clientCert = ["--cert", certs.ClientCert, "--key", certs.ClientKey];
+            await Etcdctl.OkAsync(endpoint, [.. clientCert, "--cacert", certs.CaCert, "put", "k", "v"]);
+
+            // A half-done rotation (new certificate, old key) keeps the old certificate in use.
+            File.Copy(renewed.ServerCert, cert, overwrite: true);
+            Assert.Equal("k\nv\n", await Etcdctl.OkAsync(endpoint, [.. clientCert, "--cacert", certs.CaCert, "get", "k"]));
+
+            File.Copy(renewed.ServerKey, key, overwrite: true);
+            Assert.Equal("k\nv\n", await Etcdctl.OkAsync(endpoint, [.. clientCert, "--cacert", renewed.CaCert, "get", "k"]));
+            await Etcdctl.FailsAsync(endpoint, [.. clientCert, "--cacert", certs.CaCert, "--dial-timeout=2s", "--command-timeout=3s", "get", "k"]);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task A_crl_file_that_cannot_be_parsed_ends_start_up_naming_the_file()
     {
         using var certs = new TestCertificates();

@@ -20,16 +20,19 @@ internal sealed class MemberTls
 
     private readonly RevocationList? _revoked;
 
-    private MemberTls(X509Certificate2 certificate, X509Certificate2Collection trusted, bool clientCertAuth, bool selfSigned, RevocationList? revoked)
+    private readonly ReloadingCertificate _certificate;
+
+    private MemberTls(ReloadingCertificate certificate, X509Certificate2Collection trusted, bool clientCertAuth, bool selfSigned, RevocationList? revoked)
     {
-        Certificate = certificate;
+        _certificate = certificate;
         _trusted = trusted;
         ClientCertAuth = clientCertAuth;
         SelfSigned = selfSigned;
         _revoked = revoked;
     }
 
-    public X509Certificate2 Certificate { get; }
+    /// <summary>The certificate this side presents now (its files are read again when they change).</summary>
+    public X509Certificate2 Certificate => _certificate.Current;
 
     public bool ClientCertAuth { get; }
 
@@ -51,20 +54,20 @@ internal sealed class MemberTls
             return null;
         }
 
-        var revoked = files.CrlFile.Length == 0 ? null
-            : RevocationList.Load(files.CrlFile, TlsFiles.CrlFlag(flagPrefix), logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        logger ??= Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        var revoked = files.CrlFile.Length == 0 ? null : RevocationList.Load(files.CrlFile, TlsFiles.CrlFlag(flagPrefix), logger);
 
         if (files.SelfSigned)
         {
             var dir = Path.Combine(dataDir, "fixtures", flagPrefix.Length == 0 ? "client" : "peer");
             var (certFile, keyFile) = SelfSignedFiles(dir, hosts, flagPrefix);
-            var own = LoadCertificate(certFile, keyFile,
-                reason => $"cannot load the --{flagPrefix}auto-tls certificate {certFile} with {keyFile}: {reason} (delete {dir} to make a new one)");
+            var own = ReloadingCertificate.Load(certFile, keyFile,
+                reason => $"cannot load the --{flagPrefix}auto-tls certificate {certFile} with {keyFile}: {reason} (delete {dir} to make a new one)", logger);
             return new MemberTls(own, [], files.ClientCertAuth, selfSigned: true, revoked);
         }
 
-        var certificate = LoadCertificate(files.CertFile, files.KeyFile,
-            reason => $"cannot load --{flagPrefix}cert-file {files.CertFile} with --{flagPrefix}key-file {files.KeyFile}: {reason} (both must be PEM, the key unencrypted and matching the certificate)");
+        var certificate = ReloadingCertificate.Load(files.CertFile, files.KeyFile,
+            reason => $"cannot load --{flagPrefix}cert-file {files.CertFile} with --{flagPrefix}key-file {files.KeyFile}: {reason} (both must be PEM, the key unencrypted and matching the certificate)", logger);
         var trusted = new X509Certificate2Collection();
         if (files.TrustedCaFile.Length > 0)
         {
@@ -84,22 +87,6 @@ internal sealed class MemberTls
         }
 
         return new MemberTls(certificate, trusted, files.ClientCertAuth, selfSigned: false, revoked);
-    }
-
-    /// <summary>A PEM certificate with its key; start-up ends with <paramref name="error"/>(the reason) when they cannot be loaded.</summary>
-    private static X509Certificate2 LoadCertificate(string certFile, string keyFile, Func<string, string> error)
-    {
-        try
-        {
-            using var pem = X509Certificate2.CreateFromPemFile(certFile, keyFile);
-
-            // A certificate made from PEM keeps its key in memory only; TLS on Linux wants it exportable as PKCS#12 once.
-            return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
-        }
-        catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException or ArgumentException)
-        {
-            throw new MemberStartException(error(e.Message), e);
-        }
     }
 
     /// <summary>
@@ -174,7 +161,7 @@ internal sealed class MemberTls
     /// <summary>Kestrel's settings for a listener on this side: this certificate; client certificates required and checked when asked for.</summary>
     public HttpsConnectionAdapterOptions ServerOptions() => new()
     {
-        ServerCertificate = Certificate,
+        ServerCertificateSelector = (_, _) => Certificate,
         SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
         ClientCertificateMode = ClientCertAuth ? ClientCertificateMode.RequireCertificate : ClientCertificateMode.NoCertificate,
         ClientCertificateValidation = (certificate, chain, _) => ChainsToTrusted(certificate)
@@ -185,7 +172,7 @@ internal sealed class MemberTls
     /// against the CA and its name (not checked with auto TLS, see <see cref="SelfSigned"/>).</summary>
     public SslClientAuthenticationOptions ClientOptions() => new()
     {
-        ClientCertificates = [Certificate],
+        LocalCertificateSelectionCallback = (_, _, _, _, _) => Certificate,
         EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
         RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
             SelfSigned

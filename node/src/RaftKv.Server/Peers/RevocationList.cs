@@ -19,10 +19,10 @@ internal sealed partial class RevocationList
     private readonly string _flag;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
-    private (DateTime Written, long Length) _version;
+    private FileVersion _version;
     private HashSet<string>? _revoked;
 
-    private RevocationList(string path, string flag, ILogger logger, (DateTime, long) version, HashSet<string> revoked)
+    private RevocationList(string path, string flag, ILogger logger, FileVersion version, HashSet<string> revoked)
     {
         _path = path;
         _flag = flag;
@@ -36,7 +36,7 @@ internal sealed partial class RevocationList
     {
         try
         {
-            var version = VersionOf(path);
+            var version = FileVersion.Of(path);
             return new RevocationList(path, flag, logger, version, RevokedSerials(File.ReadAllBytes(path)));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or AsnContentException or CryptographicException or FormatException)
@@ -110,12 +110,6 @@ internal sealed partial class RevocationList
 
     private static string Serial(ReadOnlySpan<byte> bigEndian) => Convert.ToHexString(bigEndian.TrimStart((byte)0));
 
-    private static (DateTime, long) VersionOf(string path)
-    {
-        var info = new FileInfo(path);
-        return (info.LastWriteTimeUtc, info.Exists ? info.Length : throw new FileNotFoundException($"no such file", path));
-    }
-
     /// <summary>The revoked serials, read again when the file's time or size changed; null when it cannot be read.</summary>
     private HashSet<string>? Current()
     {
@@ -123,7 +117,7 @@ internal sealed partial class RevocationList
         {
             try
             {
-                var version = VersionOf(_path);
+                var version = FileVersion.Of(_path);
                 if (version != _version)
                 {
                     _version = version;
