@@ -326,6 +326,33 @@ public sealed class JoinTests
     }
 
     [Fact]
+    public async Task A_member_added_right_after_a_leader_change_waits_for_the_new_leaders_term_start_instead_of_failing()
+    {
+        // A new leader takes no membership change until it has applied the entries of its term start (there may be a
+        // change among them). Its disk is slowed so that this lasts long enough to ask for one meanwhile; the add used to
+        // fail at once with "etcdserver: unhealthy cluster" (CI saw it right after start-up), and etcd lets it time out.
+        await using var cluster = await TestCluster.StartAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var target = (leader + 1) % 3;
+        using var targetChannel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(target)}");
+        using var leaderChannel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(leader)}");
+        await new Admin.AdminClient(targetChannel).SetDiskFaultAsync(new DiskFaultRequest { FsyncDelayMs = 800 });
+        try
+        {
+            await new RaftKv.Protocol.Etcd.Maintenance.MaintenanceClient(leaderChannel).MoveLeaderAsync(
+                new RaftKv.Protocol.Etcd.MoveLeaderRequest { TargetID = cluster.Host(target).Member.MemberId });
+            var added = await new RaftKv.Protocol.Etcd.Cluster.ClusterClient(targetChannel).MemberAddAsync(
+                new RaftKv.Protocol.Etcd.MemberAddRequest { PeerURLs = { $"http://127.0.0.1:{FreePorts.Take(1)[0]}" }, IsLearner = true });
+
+            Assert.True(added.Members.Any(m => m.ID == added.Member.ID && m.IsLearner), $"added {added.Member}; members {added.Members}");
+        }
+        finally
+        {
+            await new Admin.AdminClient(targetChannel).SetDiskFaultAsync(new DiskFaultRequest { FsyncDelayMs = 0 });
+        }
+    }
+
+    [Fact]
     public async Task Promote_through_a_follower_reaches_the_leader_over_the_peer_urls_when_its_client_urls_are_out_of_reach()
     {
         // etcd forwards a promotion over the peer URLs; a forward over the client URL here would meet no leader until the

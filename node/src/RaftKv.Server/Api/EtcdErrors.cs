@@ -38,7 +38,6 @@ internal static class EtcdErrors
     public static RpcException Stopped => Make(StatusCode.Unavailable, "etcdserver: server stopped");
     public static RpcException Timeout => Make(StatusCode.Unavailable, "etcdserver: request timed out");
     public static RpcException TimeoutDueToLeaderFail => Make(StatusCode.Unavailable, "etcdserver: request timed out, possibly due to previous leader failure");
-    public static RpcException Unhealthy => Make(StatusCode.Unavailable, "etcdserver: unhealthy cluster");
     public static RpcException NotSupportedForLearner => Make(StatusCode.Unavailable, "etcdserver: rpc not supported for learner");
     public static RpcException Corrupt => Make(StatusCode.DataLoss, "etcdserver: corrupt cluster");
     public static RpcException BadLeaderTransferee => Make(StatusCode.FailedPrecondition, "etcdserver: bad leader transferee");

@@ -83,7 +83,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
     private readonly List<TaskCompletionSource> _readsWaitingForRound = [];
 
     // Proposals made while no leader was known (loop only), proposed once one is.
-    private readonly List<ProposalInput> _waitingForLeader = [];
+    private readonly List<ProposalInput> _waitingToPropose = [];
     private ulong _readRoundContext;
     private List<TaskCompletionSource>? _readRound;
     private long _readRoundStartedTick;
@@ -371,7 +371,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
                     Handle(input);
                 }
 
-                ProposeWaitingForLeader();
+                ProposeWaiting();
                 StartReadRound();
                 while (_node.HasReady)
                 {
@@ -408,7 +408,7 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
                 _ticks++;
                 _node.Tick();
                 RetryStaleReadRound();
-                ForgetAbandonedWaitingForLeader();
+                ForgetAbandonedWaiting();
                 break;
             case ProposalInput proposal:
                 Propose(proposal);
@@ -453,8 +453,10 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
     }
 
     /// <summary>
-    /// Proposes a client request or membership change. Without a known leader it waits (see <see cref="ProposeWaitingForLeader"/>)
-    /// instead of failing at once, as etcd's proposals wait for a leader within the request timeout.
+    /// Proposes a client request or membership change. Without a known leader it waits (see <see cref="ProposeWaiting"/>)
+    /// instead of failing at once, as etcd's proposals wait for a leader within the request timeout; so does a membership
+    /// change while the leader still has one to apply (a new leader's own term start counts: it may hold the bootstrap or
+    /// an earlier change), which etcd drops silently and lets time out.
     /// </summary>
     private void Propose(ProposalInput input)
     {
@@ -462,9 +464,9 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
         {
             input.ProposeTo(_node);
         }
-        catch (ProposalDroppedException e) when (e.Reason == ProposalDropReason.NoLeader)
+        catch (ProposalDroppedException e) when (e.Reason is ProposalDropReason.NoLeader or ProposalDropReason.ConfChangePending)
         {
-            _waitingForLeader.Add(input);
+            _waitingToPropose.Add(input);
         }
         catch (ProposalDroppedException e)
         {
@@ -473,36 +475,37 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
     }
 
     /// <summary>
-    /// Once a leader is known, proposes what waited for one (nothing of it was appended). Requests whose client gave up
-    /// meanwhile (request timeout: "request timed out, possibly due to previous leader failure") are not proposed any more.
+    /// Once a leader is known, proposes again what waited (nothing of it was appended): for a leader, a membership change
+    /// goes in once the pending one is applied. Requests whose client gave up meanwhile (request timeout: "request timed
+    /// out, possibly due to previous leader failure") are not proposed any more.
     /// </summary>
-    private void ProposeWaitingForLeader()
+    private void ProposeWaiting()
     {
-        if (_waitingForLeader.Count == 0 || _node.Leader == 0)
+        if (_waitingToPropose.Count == 0 || _node.Leader == 0)
         {
             return;
         }
 
-        ForgetAbandonedWaitingForLeader();
-        var waiting = _waitingForLeader.ToList();
-        _waitingForLeader.Clear();
+        ForgetAbandonedWaiting();
+        var waiting = _waitingToPropose.ToList();
+        _waitingToPropose.Clear();
         foreach (var input in waiting)
         {
             Propose(input);
         }
     }
 
-    /// <summary>While no leader comes, drops what waited for one and whose client gave up (keeps the list bounded by the timeout).</summary>
-    private void ForgetAbandonedWaitingForLeader()
+    /// <summary>Drops what waited to be proposed and whose client gave up (keeps the list bounded by the request timeout).</summary>
+    private void ForgetAbandonedWaiting()
     {
-        if (_waitingForLeader.Count == 0)
+        if (_waitingToPropose.Count == 0)
         {
             return;
         }
 
         lock (_waitersLock)
         {
-            _waitingForLeader.RemoveAll(input => !_waiters.ContainsKey(input.Id));
+            _waitingToPropose.RemoveAll(input => !_waiters.ContainsKey(input.Id));
         }
     }
 
@@ -512,7 +515,6 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
         ProposalDropReason.LeadershipTransferInProgress => EtcdErrors.LeaderChanged,
         ProposalDropReason.UncommittedSizeLimit => EtcdErrors.TooManyRequests,
         ProposalDropReason.NotAMember => EtcdErrors.Stopped,
-        ProposalDropReason.ConfChangePending => EtcdErrors.Unhealthy,
         _ => new RpcException(new Status(StatusCode.FailedPrecondition, "etcdserver: " + e.Message)),
     };
 
