@@ -145,22 +145,33 @@ public sealed class TlsTests
     public async Task A_crl_file_that_cannot_be_parsed_ends_start_up_naming_the_file()
     {
         using var certs = new TestCertificates();
+        string? crl = null;
+        var e = await StartUpFailureAsync(async dir =>
+        {
+            crl = Path.Combine(dir, "crl.pem");
+            await File.WriteAllTextAsync(crl, "not a revocation list");
+            return ["--cert-file", certs.ServerCert, "--key-file", certs.ServerKey, "--trusted-ca-file", certs.CaCert, "--client-cert-auth", "--client-crl-file", crl];
+        });
+        Assert.Contains($"cannot load --client-crl-file {crl}", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Starts one member on an https:// client URL with the TLS flags <paramref name="clientTls"/> makes (given a
+    /// temp dir), which must fail; returns the failure.</summary>
+    private static async Task<MemberStartException> StartUpFailureAsync(Func<string, Task<string[]>> clientTls)
+    {
         var ports = FreePorts.Take(2);
         var dir = Directory.CreateTempSubdirectory("raftkv-tls-");
         try
         {
-            var crl = Path.Combine(dir.FullName, "crl.pem");
-            await File.WriteAllTextAsync(crl, "not a revocation list");
             var config = MemberConfigParser.Parse(
             [
                 "--name", "m1", "--data-dir", Path.Combine(dir.FullName, "m1"),
                 "--listen-client-urls", $"https://127.0.0.1:{ports[0]}", "--advertise-client-urls", $"https://127.0.0.1:{ports[0]}",
                 "--listen-peer-urls", $"http://127.0.0.1:{ports[1]}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{ports[1]}",
                 "--initial-cluster", $"m1=http://127.0.0.1:{ports[1]}",
-                "--cert-file", certs.ServerCert, "--key-file", certs.ServerKey, "--trusted-ca-file", certs.CaCert, "--client-cert-auth", "--client-crl-file", crl,
+                .. await clientTls(dir.FullName),
             ], new Dictionary<string, string>());
-            var e = await Assert.ThrowsAsync<MemberStartException>(() => MemberHost.StartAsync(config, new MemberHostOptions(), CancellationToken.None));
-            Assert.Contains($"cannot load --client-crl-file {crl}", e.Message, StringComparison.Ordinal);
+            return await Assert.ThrowsAsync<MemberStartException>(() => MemberHost.StartAsync(config, new MemberHostOptions(), CancellationToken.None));
         }
         finally
         {
@@ -187,25 +198,9 @@ public sealed class TlsTests
     public async Task A_certificate_that_cannot_be_loaded_ends_start_up_naming_the_file()
     {
         using var certs = new TestCertificates();
-        var ports = FreePorts.Take(2);
-        var dir = Directory.CreateTempSubdirectory("raftkv-tls-");
-        try
-        {
-            var config = MemberConfigParser.Parse(
-            [
-                "--name", "m1", "--data-dir", Path.Combine(dir.FullName, "m1"),
-                "--listen-client-urls", $"https://127.0.0.1:{ports[0]}", "--advertise-client-urls", $"https://127.0.0.1:{ports[0]}",
-                "--listen-peer-urls", $"http://127.0.0.1:{ports[1]}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{ports[1]}",
-                "--initial-cluster", $"m1=http://127.0.0.1:{ports[1]}",
-                "--cert-file", certs.ServerCert, "--key-file", certs.ClientKey, // a key that belongs to another certificate
-            ], new Dictionary<string, string>());
-            var e = await Assert.ThrowsAsync<MemberStartException>(() => MemberHost.StartAsync(config, new MemberHostOptions(), CancellationToken.None));
-            Assert.Contains($"cannot load --cert-file {certs.ServerCert} with --key-file {certs.ClientKey}", e.Message, StringComparison.Ordinal);
-        }
-        finally
-        {
-            dir.Delete(recursive: true);
-        }
+        var e = await StartUpFailureAsync(_ => Task.FromResult<string[]>(
+            ["--cert-file", certs.ServerCert, "--key-file", certs.ClientKey])); // a key that belongs to another certificate
+        Assert.Contains($"cannot load --cert-file {certs.ServerCert} with --key-file {certs.ClientKey}", e.Message, StringComparison.Ordinal);
     }
 }
 
