@@ -152,7 +152,7 @@ internal sealed class MemberTls
             File.WriteAllText(certFile, certificate.ExportCertificatePem());
             return (certFile, keyFile);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
         {
             throw new MemberStartException($"cannot make the --{flagPrefix}auto-tls certificate in {dir}: {e.Message}", e);
         }
