@@ -82,7 +82,8 @@ internal sealed partial class RaftMember : IPeerInbox, IPeerTransportEvents, IAs
     // Read-index batching (loop only): requests wait for the next round; one round is in flight at a time.
     private readonly List<TaskCompletionSource> _readsWaitingForRound = [];
 
-    // Proposals made while no leader was known (loop only), proposed once one is.
+    // Proposals that could not go in yet (loop only): no leader known, or a membership change while the leader has one
+    // to apply. Proposed again on each turn of the loop until they go in or their client gives up.
     private readonly List<ProposalInput> _waitingToPropose = [];
     private ulong _readRoundContext;
     private List<TaskCompletionSource>? _readRound;
