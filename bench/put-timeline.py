@@ -20,6 +20,7 @@ import argparse
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -191,6 +192,7 @@ def main():
     finally:
         for c in clusters:
             c.stop()
+        shutil.rmtree(root, ignore_errors=True)  # data dirs and traces
     names = GET_MILESTONES if a.gets else MILESTONES
     print(f"load average {os.getloadavg()[0]:.1f}; median µs per segment over traced {'gets' if a.gets else 'puts'} (n = found/{a.puts})")
     print("| segment | " + " | ".join(f"{n} (n={len(results[n])})" for n, _ in systems) + " |")
