@@ -569,8 +569,9 @@ internal sealed partial class MemberHost : IAsyncDisposable
         var tls = MemberTls.Load(files, flagPrefix, dataDir, urls.Select(u => u.Host), logger);
         if (tls is { SelfSigned: true } own)
         {
-            var thumbprint = own.Certificate.Thumbprint;
-            var notAfter = own.Certificate.NotAfter.ToUniversalTime();
+            var certificate = own.Certificate;
+            var thumbprint = certificate.Thumbprint;
+            var notAfter = certificate.NotAfter.ToUniversalTime();
             LogAutoTls(logger, flagPrefix, thumbprint, notAfter);
         }
 

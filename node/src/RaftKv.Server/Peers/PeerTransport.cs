@@ -254,8 +254,6 @@ internal sealed partial class PeerTransport : IAsyncDisposable
 
         public ulong Id { get; }
 
-        public bool Connected => _link != PeerLink.None;
-
         public long FailedProbes => Interlocked.Read(ref _failedProbes);
 
         public PeerLink Link => _link;
