@@ -297,6 +297,11 @@ public sealed class ThreeMemberClusterTests
 /// <summary>Growing a cluster the way etcd documents it: add as learner, start the member, promote once it caught up.</summary>
 public sealed class JoinTests
 {
+    /// <summary>Adds, through <paramref name="channel"/>, a learner that never starts: nothing listens on its peer URL.</summary>
+    private static Task<RaftKv.Protocol.Etcd.MemberAddResponse> AddLearnerThatNeverStartsAsync(GrpcChannel channel) =>
+        new RaftKv.Protocol.Etcd.Cluster.ClusterClient(channel).MemberAddAsync(
+            new RaftKv.Protocol.Etcd.MemberAddRequest { PeerURLs = { $"http://127.0.0.1:{FreePorts.Take(1)[0]}" }, IsLearner = true }).ResponseAsync;
+
     [Fact]
     public async Task Promote_through_a_follower_that_has_not_applied_the_add_yet_is_answered_by_the_leader()
     {
@@ -309,8 +314,7 @@ public sealed class JoinTests
 
         // The follower's log saves take 3 s, so it applies the addition late; the leader and the other follower commit it.
         await new Admin.AdminClient(followerChannel).SetDiskFaultAsync(new DiskFaultRequest { FsyncDelayMs = 3000 });
-        var added = await new RaftKv.Protocol.Etcd.Cluster.ClusterClient(leaderChannel).MemberAddAsync(
-            new RaftKv.Protocol.Etcd.MemberAddRequest { PeerURLs = { $"http://127.0.0.1:{FreePorts.Take(1)[0]}" }, IsLearner = true });
+        var added = await AddLearnerThatNeverStartsAsync(leaderChannel);
         Assert.Null(cluster.Host(follower).Member.Membership.Get(added.Member.ID));
 
         var refused = await Assert.ThrowsAsync<RpcException>(() => new RaftKv.Protocol.Etcd.Cluster.ClusterClient(followerChannel)
@@ -341,8 +345,7 @@ public sealed class JoinTests
         {
             await new RaftKv.Protocol.Etcd.Maintenance.MaintenanceClient(leaderChannel).MoveLeaderAsync(
                 new RaftKv.Protocol.Etcd.MoveLeaderRequest { TargetID = cluster.Host(target).Member.MemberId });
-            var added = await new RaftKv.Protocol.Etcd.Cluster.ClusterClient(targetChannel).MemberAddAsync(
-                new RaftKv.Protocol.Etcd.MemberAddRequest { PeerURLs = { $"http://127.0.0.1:{FreePorts.Take(1)[0]}" }, IsLearner = true });
+            var added = await AddLearnerThatNeverStartsAsync(targetChannel);
 
             Assert.True(added.Members.Any(m => m.ID == added.Member.ID && m.IsLearner), $"added {added.Member}; members {added.Members}");
         }
@@ -361,8 +364,7 @@ public sealed class JoinTests
         var leader = await cluster.WaitForLeaderAsync();
         var follower = (leader + 1) % 3;
         using var leaderChannel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(leader)}");
-        var added = await new RaftKv.Protocol.Etcd.Cluster.ClusterClient(leaderChannel).MemberAddAsync(
-            new RaftKv.Protocol.Etcd.MemberAddRequest { PeerURLs = { $"http://127.0.0.1:{FreePorts.Take(1)[0]}" }, IsLearner = true });
+        var added = await AddLearnerThatNeverStartsAsync(leaderChannel);
         await Eventually.TrueAsync(() => cluster.Host(follower).Member.Membership.Get(added.Member.ID) is not null, cluster.Describe);
 
         using var followerChannel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(follower)}");
@@ -386,8 +388,7 @@ public sealed class JoinTests
         RaftKv.Protocol.Etcd.MemberAddResponse added;
         using (var leaderChannel = GrpcChannel.ForAddress($"http://{cluster.Endpoint(leader)}"))
         {
-            added = await new RaftKv.Protocol.Etcd.Cluster.ClusterClient(leaderChannel).MemberAddAsync(
-                new RaftKv.Protocol.Etcd.MemberAddRequest { PeerURLs = { $"http://127.0.0.1:{FreePorts.Take(1)[0]}" }, IsLearner = true });
+            added = await AddLearnerThatNeverStartsAsync(leaderChannel);
         }
 
         // Everyone knows the learner, so whoever leads next can judge it.

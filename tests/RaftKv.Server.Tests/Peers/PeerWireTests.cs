@@ -240,115 +240,25 @@ public sealed class PeerWireTests
     [Fact]
     public async Task A_relay_that_closes_connections_until_its_member_listens_delays_the_wire_but_does_not_give_it_up()
     {
-        // A proxy in front of a member that is not listening yet (a sidecar, a port forward, LocalKube's pod links)
-        // accepts and closes. Taken for an older member, the peer would get the gRPC stream for the whole retry interval.
+        // A proxy in front of a member that is not listening yet (a sidecar, a port forward, LocalKube's pod links: the
+        // relay used here) accepts and closes. Taken for an older member, the peer would get the gRPC stream for the whole
+        // retry interval.
         await using var a = await TestPeer.StartAsync(1, legacyRetry: TimeSpan.FromHours(1));
         await using var b = await TestPeer.StartAsync(2);
-        await using var relay = ClosingRelay.Start(b.Port);
-        a.Transport.AddOrUpdatePeer(2, [new Uri($"http://127.0.0.1:{relay.Port}")]);
+        var listening = false;
+        await using var relay = new LocalKube.Runtime.TcpRelay(new IPEndPoint(IPAddress.Loopback, 0),
+            () => Volatile.Read(ref listening) ? new IPEndPoint(IPAddress.Loopback, b.Port) : null, () => LocalKube.Runtime.LinkFaults.None, new Random(1));
+        a.Transport.AddOrUpdatePeer(2, [new Uri($"http://127.0.0.1:{relay.Endpoint.Port}")]);
         a.Transport.Send([Heartbeat(1, 2, 1)]);
-        await Eventually.TrueAsync(() => relay.Closed >= 3, () => $"the relay closed {relay.Closed} connections; {a.Describe()}");
+        await Eventually.TrueAsync(() => a.Unreachable.Count >= 3, () => $"{a.Unreachable.Count} failed connections; {a.Describe()}");
         Assert.Empty(b.Received);
 
-        relay.Forward();
+        Volatile.Write(ref listening, true);
         await Eventually.TrueAsync(() =>
         {
             a.Transport.Send([Heartbeat(1, 2, 2)]);
             return b.Received.Any(m => m.Commit == 2);
         }, () => a.Describe() + "; " + b.Describe());
         Assert.Equal(PeerLink.Wire, a.LinkTo(2));
-    }
-
-    /// <summary>A TCP relay on loopback that accepts and at once closes every connection until <see cref="Forward"/>,
-    /// then passes bytes both ways between each new connection and the target port.</summary>
-    private sealed class ClosingRelay : IAsyncDisposable
-    {
-        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-        private readonly int _target;
-        private readonly CancellationTokenSource _stop = new();
-        private readonly List<Socket> _sockets = [];
-        private Task _accepting = Task.CompletedTask;
-        private volatile bool _forwarding;
-        private int _closed;
-
-        private ClosingRelay(int target) => _target = target;
-
-        public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
-
-        public int Closed => Volatile.Read(ref _closed);
-
-        public static ClosingRelay Start(int target)
-        {
-            var relay = new ClosingRelay(target);
-            relay._listener.Start();
-            relay._accepting = relay.AcceptAsync();
-            return relay;
-        }
-
-        public void Forward() => _forwarding = true;
-
-        private async Task AcceptAsync()
-        {
-            try
-            {
-                while (true)
-                {
-                    var client = await _listener.AcceptSocketAsync(_stop.Token);
-                    if (!_forwarding)
-                    {
-                        client.Dispose();
-                        Interlocked.Increment(ref _closed);
-                        continue;
-                    }
-
-                    var upstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                    await upstream.ConnectAsync(new IPEndPoint(IPAddress.Loopback, _target), _stop.Token);
-                    lock (_sockets)
-                    {
-                        _sockets.Add(client);
-                        _sockets.Add(upstream);
-                    }
-
-                    _ = PumpAsync(client, upstream);
-                    _ = PumpAsync(upstream, client);
-                }
-            }
-            catch (OperationCanceledException)
-            {
-                // disposed
-            }
-        }
-
-        private async Task PumpAsync(Socket from, Socket to)
-        {
-            var buffer = new byte[16 << 10];
-            try
-            {
-                int n;
-                while ((n = await from.ReceiveAsync(buffer, _stop.Token)) > 0)
-                {
-                    await to.SendAsync(buffer.AsMemory(0, n), _stop.Token);
-                }
-
-                to.Shutdown(SocketShutdown.Send);
-            }
-            catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
-            {
-                // one side went away or the relay is disposed
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _stop.CancelAsync();
-            _listener.Stop();
-            await _accepting;
-            lock (_sockets)
-            {
-                _sockets.ForEach(s => s.Dispose());
-            }
-
-            _stop.Dispose();
-        }
     }
 }
