@@ -84,17 +84,20 @@ public sealed class DemoCluster : IAsyncLifetime, IDisposable
         Tools.RunAsync(Tools.Kubectl, ["--kubeconfig", KubeconfigPath, "-n", Namespace, .. args]);
 
     /// <summary>etcdctl (API v3) against the demo-client Service's ClusterIP.</summary>
-    internal async Task<Result> EtcdctlAsync(params string[] args)
+    internal Task<Result> EtcdctlAsync(params string[] args) => EtcdctlAtAsync(Name, args);
+
+    /// <summary>etcdctl (API v3) against the client Service's ClusterIP of RaftCluster <paramref name="cluster"/>.</summary>
+    internal async Task<Result> EtcdctlAtAsync(string cluster, params string[] args)
     {
-        var endpoint = $"{await ClientServiceIpAsync()}:2379";
+        var endpoint = $"{await ClientServiceIpAsync(cluster)}:2379";
         return await Tools.RunAsync(Tools.Etcdctl, ["--endpoints", endpoint, "--dial-timeout=2s", "--command-timeout=5s", .. args],
             new Dictionary<string, string> { ["ETCDCTL_API"] = "3" }, TimeSpan.FromSeconds(15));
     }
 
-    public async Task<string> ClientServiceIpAsync()
+    public async Task<string> ClientServiceIpAsync(string cluster = Name)
     {
-        var service = await GetAsync($"/api/v1/namespaces/{Namespace}/services/{Name}-client");
-        return service?["spec"]?["clusterIP"]?.GetValue<string>() ?? throw new InvalidOperationException($"service {Name}-client has no ClusterIP yet");
+        var service = await GetAsync($"/api/v1/namespaces/{Namespace}/services/{cluster}-client");
+        return service?["spec"]?["clusterIP"]?.GetValue<string>() ?? throw new InvalidOperationException($"service {cluster}-client has no ClusterIP yet");
     }
 
     public async Task<JsonNode?> GetAsync(string path)

@@ -60,5 +60,7 @@ public sealed class KustomizeTests
         Assert.Equal(AntiAffinityMode.Required, zones.Spec.Affinity.AntiAffinity);
         var manual = Manifests.Strict<RaftCluster>(samples.Single(m => m.Name == "manual").Yaml);
         Assert.Equal(TuningMode.Manual, manual.Spec.Tuning.Mode);
+        var secure = Manifests.Strict<RaftCluster>(samples.Single(m => m.Name == "secure").Yaml);
+        Assert.Equal(("secure-server-tls", "secure-peer-tls", "secure-operator-tls"), (secure.Spec.Tls?.ServerSecretName, secure.Spec.Tls?.PeerSecretName, secure.Spec.Tls?.OperatorSecretName));
     }
 }

@@ -136,4 +136,21 @@ public sealed class RaftClusterValidatorTests
         var error = Assert.Single(RaftClusterValidator.ValidateName(new string('a', 53)));
         Assert.Contains("at most 52", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Tls_with_client_cert_auth_needs_the_operators_secret_and_which_sides_use_tls_is_fixed()
+    {
+        var error = Assert.Single(RaftClusterValidator.Validate(new RaftClusterSpec { Tls = new RaftClusterTls { ServerSecretName = "server" } }));
+        Assert.Equal("spec.tls.operatorSecretName", error.Field);
+        Assert.Equal(RaftClusterTls.OperatorSecretRuleMessage, error.Message);
+        Assert.Empty(RaftClusterValidator.Validate(new RaftClusterSpec { Tls = new RaftClusterTls { ServerSecretName = "server", ClientCertAuth = false } }));
+        Assert.Equal("spec.tls.peerSecretName", Assert.Single(RaftClusterValidator.Validate(new RaftClusterSpec { Tls = new RaftClusterTls { PeerSecretName = "Peer_TLS" } })).Field);
+
+        var plain = new RaftClusterSpec();
+        var peerTls = new RaftClusterSpec { Tls = new RaftClusterTls { PeerSecretName = "peer" } };
+        var renamed = new RaftClusterSpec { Tls = new RaftClusterTls { PeerSecretName = "peer-2024" } };
+        Assert.Equal("spec.tls", Assert.Single(RaftClusterValidator.ValidateUpdate(plain, peerTls)).Field);
+        Assert.Equal(RaftClusterTls.ImmutableRuleMessage, Assert.Single(RaftClusterValidator.ValidateUpdate(peerTls, plain)).Message);
+        Assert.Empty(RaftClusterValidator.ValidateUpdate(peerTls, renamed));
+    }
 }

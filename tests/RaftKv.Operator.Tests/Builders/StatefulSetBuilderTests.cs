@@ -227,4 +227,75 @@ public sealed class StatefulSetBuilderTests
         Assert.Null(pod.Spec.PriorityClassName);
         Assert.Null(Container(Build(Clusters.Demo())).Resources);
     }
+
+    [Fact]
+    public void Tls_makes_the_urls_https_mounts_the_secrets_and_probes_the_plain_http_metrics_port()
+    {
+        var cluster = Clusters.Demo(configure: s => s.Tls = new RaftClusterTls
+        {
+            ServerSecretName = "demo-server-tls",
+            PeerSecretName = "demo-peer-tls",
+            OperatorSecretName = "demo-operator-tls",
+        });
+        var set = Build(cluster);
+        var container = Container(set);
+
+        var host = "$(POD_NAME).demo-peers.prod.svc.cluster.local";
+        Assert.Equal(
+            [
+                "--name=$(POD_NAME)", "--data-dir=/var/lib/raftkv",
+                "--listen-peer-urls=https://$(POD_IP):2380", "--listen-client-urls=https://$(POD_IP):2379",
+                $"--advertise-client-urls=https://{host}:2379", $"--initial-advertise-peer-urls=https://{host}:2380",
+                "--initial-cluster=$(INITIAL_CLUSTER)", "--initial-cluster-state=$(INITIAL_CLUSTER_STATE)",
+                $"--initial-cluster-token=demo-{Clusters.Uid}", "--heartbeat-interval=$(HEARTBEAT_INTERVAL)", "--election-timeout=$(ELECTION_TIMEOUT)",
+                "--cert-file=/etc/raftkv/tls/server-tls/tls.crt", "--key-file=/etc/raftkv/tls/server-tls/tls.key",
+                "--trusted-ca-file=/etc/raftkv/tls/server-tls/ca.crt", "--client-cert-auth",
+                "--listen-metrics-urls=http://$(POD_IP):2381",
+                "--peer-cert-file=/etc/raftkv/tls/peer-tls/tls.crt", "--peer-key-file=/etc/raftkv/tls/peer-tls/tls.key",
+                "--peer-trusted-ca-file=/etc/raftkv/tls/peer-tls/ca.crt", "--peer-client-cert-auth",
+            ],
+            container.Args);
+        Assert.Equal(
+            [("server-tls", "demo-server-tls", 288), ("peer-tls", "demo-peer-tls", 288)],
+            set.Spec.Template.Spec.Volumes.Where(v => v.Secret is not null).Select(v => (v.Name, v.Secret.SecretName, v.Secret.DefaultMode ?? 0)).ToList());
+        Assert.Equal(
+            [("server-tls", "/etc/raftkv/tls/server-tls", true), ("peer-tls", "/etc/raftkv/tls/peer-tls", true)],
+            container.VolumeMounts.Where(m => m.Name.EndsWith("-tls", StringComparison.Ordinal)).Select(m => (m.Name, m.MountPath, m.ReadOnlyProperty ?? false)).ToList());
+        Assert.Contains(container.Ports, p => p.Name == "metrics" && p.ContainerPort == 2381);
+        Assert.All(new[] { container.ReadinessProbe, container.LivenessProbe, container.StartupProbe }, probe =>
+        {
+            Assert.Equal("metrics", probe.HttpGet.Port.Value);
+            Assert.Equal("HTTP", probe.HttpGet.Scheme);
+        });
+
+        var members = Builder.MembersConfigMap(cluster, 3, bootstrapped: false);
+        Assert.StartsWith("demo-0=https://demo-0.demo-peers.prod.svc.cluster.local:2380,", members.Data["initial-cluster"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Without_client_cert_auth_or_with_peer_tls_only_only_those_flags_change()
+    {
+        var serverOnly = Container(Build(Clusters.Demo(configure: s => s.Tls = new RaftClusterTls { ServerSecretName = "s", ClientCertAuth = false })));
+        Assert.DoesNotContain("--client-cert-auth", serverOnly.Args);
+        Assert.Contains("--listen-peer-urls=http://$(POD_IP):2380", serverOnly.Args);
+        Assert.DoesNotContain(serverOnly.Args, a => a.StartsWith("--peer-", StringComparison.Ordinal));
+
+        var peerOnly = Container(Build(Clusters.Demo(configure: s => s.Tls = new RaftClusterTls { PeerSecretName = "p" })));
+        Assert.Contains("--listen-client-urls=http://$(POD_IP):2379", peerOnly.Args);
+        Assert.Contains("--listen-peer-urls=https://$(POD_IP):2380", peerOnly.Args);
+        Assert.DoesNotContain(peerOnly.Args, a => a.StartsWith("--listen-metrics-urls", StringComparison.Ordinal));
+        Assert.Equal("client", peerOnly.ReadinessProbe.HttpGet.Port.Value);
+    }
+
+    [Fact]
+    public void Without_tls_the_pod_template_is_as_before_tls_existed()
+    {
+        var container = Container(Build(Clusters.Demo()));
+
+        Assert.All(container.Args.Where(a => a.Contains("://", StringComparison.Ordinal)), a => Assert.Contains("http://", a, StringComparison.Ordinal));
+        Assert.DoesNotContain(container.Args, a => a.Contains("cert", StringComparison.Ordinal) || a.Contains("metrics", StringComparison.Ordinal));
+        Assert.Equal(["client", "peer"], container.Ports.Select(p => p.Name).ToList());
+        Assert.Equal(["data", "tmp"], container.VolumeMounts.Select(m => m.Name).ToList());
+        Assert.Equal("client", container.LivenessProbe.HttpGet.Port.Value);
+    }
 }

@@ -4,14 +4,18 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using RaftKv.Operator.Builders;
 using RaftKv.Operator.Controllers;
+using RaftKv.Operator.Tls;
 using RaftKv.Protocol.Admin;
 using RaftKv.Protocol.Etcd;
+using RaftKv.TestPki;
 
 namespace RaftKv.Operator.Tests.Controllers;
 
@@ -48,7 +52,7 @@ public sealed class EtcdRaftMembersTests : IAsyncLifetime
     [Fact]
     public async Task Observe_reports_members_by_ordinal_the_leader_health_catch_up_rtt_measurements_and_timing()
     {
-        using var client = new EtcdRaftMembers(NullLogger<EtcdRaftMembers>.Instance);
+        using var client = new EtcdRaftMembers(NullLogger<EtcdRaftMembers>.Instance, TimeProvider.System);
 
         var seen = await client.ObserveAsync(new MemberTarget(Names, _endpoints), CancellationToken.None);
 
@@ -69,7 +73,7 @@ public sealed class EtcdRaftMembersTests : IAsyncLifetime
     public async Task A_pod_answering_under_another_id_than_its_listed_member_lost_its_volume()
     {
         _members[2].AnswerAs = 99;
-        using var client = new EtcdRaftMembers(NullLogger<EtcdRaftMembers>.Instance);
+        using var client = new EtcdRaftMembers(NullLogger<EtcdRaftMembers>.Instance, TimeProvider.System);
 
         var seen = await client.ObserveAsync(new MemberTarget(Names, _endpoints), CancellationToken.None);
 
@@ -79,7 +83,7 @@ public sealed class EtcdRaftMembersTests : IAsyncLifetime
     [Fact]
     public async Task Changes_go_to_the_leader_and_timing_to_every_member()
     {
-        using var client = new EtcdRaftMembers(NullLogger<EtcdRaftMembers>.Instance);
+        using var client = new EtcdRaftMembers(NullLogger<EtcdRaftMembers>.Instance, TimeProvider.System);
         var target = new MemberTarget(Names, [.. Enumerable.Reverse(_endpoints)]);
 
         var id = await client.AddLearnerAsync(target, Names.PeerUrl(3), CancellationToken.None);
@@ -96,7 +100,7 @@ public sealed class EtcdRaftMembersTests : IAsyncLifetime
     [Fact]
     public async Task No_reachable_member_is_an_empty_observation_and_a_change_fails_saying_so()
     {
-        using var client = new EtcdRaftMembers(NullLogger<EtcdRaftMembers>.Instance) { CallTimeout = TimeSpan.FromSeconds(2) };
+        using var client = new EtcdRaftMembers(NullLogger<EtcdRaftMembers>.Instance, TimeProvider.System) { CallTimeout = TimeSpan.FromSeconds(2) };
         var nowhere = new MemberTarget(Names, [new MemberEndpoint(0, "http://127.0.0.1:1")]);
 
         var seen = await client.ObserveAsync(nowhere, CancellationToken.None);
@@ -105,6 +109,37 @@ public sealed class EtcdRaftMembersTests : IAsyncLifetime
 
         var e = await Assert.ThrowsAsync<InvalidOperationException>(() => client.PromoteAsync(nowhere, 3, CancellationToken.None));
         Assert.Contains("no member of demo could be reached", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Over_tls_the_member_must_chain_to_the_cluster_ca_and_name_its_stable_host_and_sees_the_operators_certificate()
+    {
+        using var ca = new TestCa("cluster CA");
+        using var otherCa = new TestCa("another CA");
+        var member = new FakeMember(7, leader: 7, [new Member { ID = 7, Name = "demo-0", PeerURLs = { Names.PeerUrl(0) } }], raftIndex: 10);
+        var served = ca.Issue("demo-0", ["*.demo-peers.ns.svc.cluster.local"]);
+        using var serverCertificate = X509Certificate2.CreateFromPem(served.Certificate, served.Key);
+        var trusted = new X509Certificate2Collection();
+        trusted.ImportFromPem(ca.CertificatePem);
+        var address = (await StartAsync(member, serverCertificate, trusted)).Replace("http://", "https://", StringComparison.Ordinal);
+        var clientPair = ca.Issue("raftkv-operator", uses: [TestCa.ClientAuth]);
+        using var clientCertificate = X509Certificate2.CreateFromPem(clientPair.Certificate, clientPair.Key);
+        var otherTrusted = new X509Certificate2Collection();
+        otherTrusted.ImportFromPem(otherCa.CertificatePem);
+        using var client = new EtcdRaftMembers(NullLogger<EtcdRaftMembers>.Instance, TimeProvider.System) { CallTimeout = TimeSpan.FromSeconds(5) };
+
+        async Task<ulong?> LeaderSeen(MemberClientCredentials credentials, int ordinal) =>
+            (await client.ObserveAsync(new MemberTarget(Names, [new MemberEndpoint(ordinal, address)], credentials), CancellationToken.None)).LeaderId;
+
+        Assert.Equal(7UL, await LeaderSeen(new MemberClientCredentials(trusted, clientCertificate, "v1"), 0));
+        // A member certificate from another CA, or one that does not name the member called, is not trusted.
+        Assert.Null(await LeaderSeen(new MemberClientCredentials(otherTrusted, clientCertificate, "v2"), 0));
+        var otherNames = new ClusterNames("other", "ns", "cluster.local", clientTls: true);
+        Assert.Null((await client.ObserveAsync(new MemberTarget(otherNames, [new MemberEndpoint(0, address)], new MemberClientCredentials(trusted, clientCertificate, "v4")), CancellationToken.None)).LeaderId);
+        // Without its client certificate the member refuses the operator.
+        Assert.Null(await LeaderSeen(new MemberClientCredentials(trusted, null, "v5"), 0));
+        // With it again (a new version: a rotated Secret), the same address is reachable again.
+        Assert.Equal(7UL, await LeaderSeen(new MemberClientCredentials(trusted, clientCertificate, "v6"), 0));
     }
 
     public async Task DisposeAsync()
@@ -116,11 +151,30 @@ public sealed class EtcdRaftMembersTests : IAsyncLifetime
         }
     }
 
-    private async Task<string> StartAsync(FakeMember member)
+    private async Task<string> StartAsync(FakeMember member, X509Certificate2? serverCertificate = null, X509Certificate2Collection? clientCa = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
+        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0, o =>
+        {
+            o.Protocols = HttpProtocols.Http2;
+            if (serverCertificate is not null)
+            {
+                // As a member with --client-cert-auth: a client certificate chaining to the CA is required.
+                o.UseHttps(serverCertificate, https =>
+                {
+                    https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
+                    https.ClientCertificateValidation = (certificate, _, _) =>
+                    {
+                        using var chain = new X509Chain();
+                        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                        chain.ChainPolicy.CustomTrustStore.AddRange(clientCa!);
+                        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                        return chain.Build(certificate);
+                    };
+                });
+            }
+        }));
         builder.Services.AddGrpc();
         builder.Services.AddSingleton(member);
         builder.Services.AddSingleton(member.Maintenance);

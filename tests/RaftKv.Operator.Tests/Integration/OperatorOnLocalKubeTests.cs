@@ -124,6 +124,30 @@ public sealed class OperatorOnLocalKubeTests(LocalKubeCluster kube, ITestOutputH
     }
 
     [Fact]
+    public async Task The_API_server_refuses_tls_without_the_operators_secret_and_adding_or_removing_a_tls_side_later()
+    {
+        var ns = await kube.NewNamespaceAsync("tls");
+
+        var missing = await Assert.ThrowsAsync<HttpOperationException>(() => kube.CreateClusterAsync(ns, "noop", edit: s => s.Tls = new RaftClusterTls { ServerSecretName = "server" }));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, missing.Response.StatusCode);
+        Assert.Contains(RaftClusterTls.OperatorSecretRuleMessage, missing.Response.Content, StringComparison.Ordinal);
+
+        await kube.CreateClusterAsync(ns, "plain");
+        var added = await Assert.ThrowsAsync<HttpOperationException>(() => PatchSpecAsync(ns, "plain", """{"tls":{"peerSecretName":"peer"}}"""));
+        Assert.Contains("cannot be added or removed after creation", added.Response.Content, StringComparison.Ordinal);
+
+        await kube.CreateClusterAsync(ns, "peers", edit: s => s.Tls = new RaftClusterTls { PeerSecretName = "peer" });
+        await PatchSpecAsync(ns, "peers", """{"tls":{"peerSecretName":"peer-rotated"}}""");
+        Assert.Equal("peer-rotated", (await kube.GetClusterAsync(ns, "peers"))?.Spec.Tls?.PeerSecretName);
+        var removed = await Assert.ThrowsAsync<HttpOperationException>(() => PatchSpecAsync(ns, "peers", """{"tls":null}"""));
+        Assert.Contains("cannot be added or removed after creation", removed.Response.Content, StringComparison.Ordinal);
+    }
+
+    private Task<object> PatchSpecAsync(string ns, string name, string specJson) =>
+        kube.Client.CustomObjects.PatchNamespacedCustomObjectAsync(new V1Patch($$"""{"spec":{{specJson}}}""", V1Patch.PatchType.MergePatch),
+            RaftCluster.Group, RaftCluster.Version, ns, RaftCluster.Plural, name);
+
+    [Fact]
     public async Task Deleting_a_RaftCluster_runs_the_finalizer_and_lets_it_go()
     {
         var ns = await kube.NewNamespaceAsync("delete");

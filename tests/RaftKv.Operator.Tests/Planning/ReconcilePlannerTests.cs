@@ -38,6 +38,14 @@ public sealed class ReconcilePlannerTests
     }
 
     [Fact]
+    public void Unusable_tls_secrets_change_nothing_not_even_a_bootstrap()
+    {
+        const string Problem = "Secret demo-peer-tls (tls.peerSecretName) not found in namespace prod";
+        ExpectWait(Steady(3) with { TlsProblem = Problem }, ConditionReasons.TlsSecretInvalid, Problem);
+        ExpectWait(new ObservedCluster { Name = "demo", Spec = new RaftClusterSpec { Replicas = 3 }, TlsProblem = Problem }, ConditionReasons.TlsSecretInvalid, Problem);
+    }
+
+    [Fact]
     public void A_new_cluster_gets_its_objects_then_its_statefulset()
     {
         var fresh = new ObservedCluster { Name = "demo", Spec = new RaftClusterSpec { Replicas = 3 }, ObjectsToApply = ["Service/demo-peers", "Service/demo-client", "ConfigMap/demo-members", "StatefulSet/demo"] };

@@ -188,6 +188,14 @@ public sealed class StatusComputerTests
     }
 
     [Fact]
+    public void Unusable_tls_secrets_are_degraded_with_what_to_fix()
+    {
+        var status = Compute(Steady(3) with { TlsProblem = "Secret demo-peer-tls (tls.peerSecretName) not found in namespace prod: create it" });
+        AssertCondition(status, ConditionTypes.Degraded, "True", ConditionReasons.TlsSecretInvalid);
+        Assert.Contains("Secret demo-peer-tls (tls.peerSecretName) not found", Condition(status, ConditionTypes.Degraded).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_slow_disk_is_degraded_with_reason_SlowDisk()
     {
         var decision = new TuningDecision(RaftTiming.EtcdDefault, false, "", SlowDisk: true, null, "");

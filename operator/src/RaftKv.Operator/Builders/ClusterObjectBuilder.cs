@@ -14,6 +14,16 @@ internal sealed class ClusterObjectBuilder(OperatorSettings settings)
     public const string DataVolume = "data";
     public const string DataDir = "/var/lib/raftkv";
 
+    /// <summary>Where the TLS Secrets are mounted, one directory per volume.</summary>
+    public const string TlsDir = "/etc/raftkv/tls";
+    public const string ServerTlsVolume = "server-tls";
+    public const string PeerTlsVolume = "peer-tls";
+
+    // The keys of a kubernetes.io/tls Secret (ca.crt as cert-manager adds it).
+    public const string TlsCertKey = "tls.crt";
+    public const string TlsKeyKey = "tls.key";
+    public const string TlsCaKey = "ca.crt";
+
     // ConfigMap keys, read by the member container through environment variables.
     public const string HeartbeatKey = "heartbeat-interval";
     public const string ElectionKey = "election-timeout";
@@ -290,7 +300,13 @@ internal sealed class ClusterObjectBuilder(OperatorSettings settings)
                 SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
             },
             Containers = [Container(cluster, names)],
-            Volumes = [new V1Volume { Name = "tmp", EmptyDir = new V1EmptyDirVolumeSource() }],
+            Volumes =
+            [
+                new V1Volume { Name = "tmp", EmptyDir = new V1EmptyDirVolumeSource() },
+                // Read by the member's group only (fsGroup); the kubelet refreshes the files when the Secret changes and
+                // the member reloads them on its next handshake, so a rotation needs no restart.
+                .. TlsVolumes(cluster).Select(v => new V1Volume { Name = v.Volume, Secret = new V1SecretVolumeSource { SecretName = v.Secret, DefaultMode = 288 /* 0440 */ } }),
+            ],
         };
     }
 
@@ -298,27 +314,30 @@ internal sealed class ClusterObjectBuilder(OperatorSettings settings)
     {
         var selfHost = names.HostOf("$(POD_NAME)");
         var token = string.IsNullOrEmpty(cluster.Metadata.Uid) ? $"{names.Name}.{names.Namespace}" : $"{names.Name}-{cluster.Metadata.Uid}";
+        var clientTls = cluster.Spec.Tls?.ServerSecretName is not null;
+        // With TLS on the client port the probes go to the plain-HTTP metrics port: the kubelet has no client certificate.
+        var probePort = clientTls ? "metrics" : "client";
+        List<V1ContainerPort> ports =
+        [
+            new V1ContainerPort { Name = "client", ContainerPort = ClusterNames.ClientPort, Protocol = "TCP" },
+            new V1ContainerPort { Name = "peer", ContainerPort = ClusterNames.PeerPort, Protocol = "TCP" },
+        ];
+        List<V1VolumeMount> mounts =
+        [
+            new V1VolumeMount { Name = DataVolume, MountPath = DataDir },
+            new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
+        ];
+        foreach (var (volume, _) in TlsVolumes(cluster))
+        {
+            mounts.Add(new V1VolumeMount { Name = volume, MountPath = $"{TlsDir}/{volume}", ReadOnlyProperty = true });
+        }
+
         return new V1Container
         {
             Name = ContainerName,
             Image = Image(cluster),
             ImagePullPolicy = "IfNotPresent",
-            Args =
-            [
-                "--name=$(POD_NAME)",
-                $"--data-dir={DataDir}",
-                // Listen on the pod's own address (not 0.0.0.0): correct on Kubernetes, and on a local
-                // control plane where all pods share one host with different loopback addresses.
-                $"--listen-peer-urls=http://$(POD_IP):{ClusterNames.PeerPort}",
-                $"--listen-client-urls=http://$(POD_IP):{ClusterNames.ClientPort}",
-                $"--advertise-client-urls=http://{selfHost}:{ClusterNames.ClientPort}",
-                $"--initial-advertise-peer-urls=http://{selfHost}:{ClusterNames.PeerPort}",
-                "--initial-cluster=$(INITIAL_CLUSTER)",
-                "--initial-cluster-state=$(INITIAL_CLUSTER_STATE)",
-                $"--initial-cluster-token={token}",
-                "--heartbeat-interval=$(HEARTBEAT_INTERVAL)",
-                "--election-timeout=$(ELECTION_TIMEOUT)",
-            ],
+            Args = Args(cluster, names, selfHost, token),
             Env =
             [
                 FieldEnv("POD_NAME", "metadata.name"),
@@ -329,17 +348,15 @@ internal sealed class ClusterObjectBuilder(OperatorSettings settings)
                 ConfigMapEnv("HEARTBEAT_INTERVAL", names.TuningConfigMap, HeartbeatKey),
                 ConfigMapEnv("ELECTION_TIMEOUT", names.TuningConfigMap, ElectionKey),
             ],
-            Ports =
-            [
-                new V1ContainerPort { Name = "client", ContainerPort = ClusterNames.ClientPort, Protocol = "TCP" },
-                new V1ContainerPort { Name = "peer", ContainerPort = ClusterNames.PeerPort, Protocol = "TCP" },
-            ],
+            Ports = clientTls
+                ? [.. ports, new V1ContainerPort { Name = "metrics", ContainerPort = ClusterNames.MetricsPort, Protocol = "TCP" }]
+                : ports,
             // Ready = this member is part of a cluster with a leader and can serve linearizable reads.
-            ReadinessProbe = HttpProbe("/readyz", periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3),
+            ReadinessProbe = HttpProbe("/readyz", probePort, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3),
             // Alive = the process answers at all; a member without a leader is not restarted for it.
-            LivenessProbe = HttpProbe("/livez", periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6),
+            LivenessProbe = HttpProbe("/livez", probePort, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6),
             // Replaying a long WAL or receiving a snapshot may take minutes; liveness waits for this.
-            StartupProbe = HttpProbe("/livez", periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 120),
+            StartupProbe = HttpProbe("/livez", probePort, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 120),
             Resources = cluster.Spec.Resources,
             SecurityContext = new V1SecurityContext
             {
@@ -349,12 +366,58 @@ internal sealed class ClusterObjectBuilder(OperatorSettings settings)
                 Capabilities = new V1Capabilities { Drop = ["ALL"] },
                 SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
             },
-            VolumeMounts =
-            [
-                new V1VolumeMount { Name = DataVolume, MountPath = DataDir },
-                new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
-            ],
+            VolumeMounts = mounts,
         };
+    }
+
+    /// <summary>
+    /// The member's etcd flags. With TLS the URLs are https:// and the Secrets' files (mounted under <see cref="TlsDir"/>) are
+    /// etcd's certificate flags; health and metrics then also listen in plain HTTP on <see cref="ClusterNames.MetricsPort"/>
+    /// for the kubelet's probes and for Prometheus, which have no client certificate.
+    /// </summary>
+    private static List<string> Args(RaftCluster cluster, ClusterNames names, string selfHost, string token)
+    {
+        var tls = cluster.Spec.Tls;
+        var args = new List<string>
+        {
+            "--name=$(POD_NAME)",
+            $"--data-dir={DataDir}",
+            // Listen on the pod's own address (not 0.0.0.0): correct on Kubernetes, and on a local
+            // control plane where all pods share one host with different loopback addresses.
+            $"--listen-peer-urls={names.PeerScheme}://$(POD_IP):{ClusterNames.PeerPort}",
+            $"--listen-client-urls={names.ClientScheme}://$(POD_IP):{ClusterNames.ClientPort}",
+            $"--advertise-client-urls={names.ClientScheme}://{selfHost}:{ClusterNames.ClientPort}",
+            $"--initial-advertise-peer-urls={names.PeerScheme}://{selfHost}:{ClusterNames.PeerPort}",
+            "--initial-cluster=$(INITIAL_CLUSTER)",
+            "--initial-cluster-state=$(INITIAL_CLUSTER_STATE)",
+            $"--initial-cluster-token={token}",
+            "--heartbeat-interval=$(HEARTBEAT_INTERVAL)",
+            "--election-timeout=$(ELECTION_TIMEOUT)",
+        };
+        if (tls?.ServerSecretName is not null)
+        {
+            var dir = $"{TlsDir}/{ServerTlsVolume}";
+            args.Add($"--cert-file={dir}/{TlsCertKey}");
+            args.Add($"--key-file={dir}/{TlsKeyKey}");
+            args.Add($"--trusted-ca-file={dir}/{TlsCaKey}");
+            if (tls.ClientCertAuth)
+            {
+                args.Add("--client-cert-auth");
+            }
+
+            args.Add($"--listen-metrics-urls=http://$(POD_IP):{ClusterNames.MetricsPort}");
+        }
+
+        if (tls?.PeerSecretName is not null)
+        {
+            var dir = $"{TlsDir}/{PeerTlsVolume}";
+            args.Add($"--peer-cert-file={dir}/{TlsCertKey}");
+            args.Add($"--peer-key-file={dir}/{TlsKeyKey}");
+            args.Add($"--peer-trusted-ca-file={dir}/{TlsCaKey}");
+            args.Add("--peer-client-cert-auth");
+        }
+
+        return args;
     }
 
     private static V1EnvVar FieldEnv(string name, string fieldPath) =>
@@ -363,9 +426,23 @@ internal sealed class ClusterObjectBuilder(OperatorSettings settings)
     private static V1EnvVar ConfigMapEnv(string name, string configMap, string key) =>
         new() { Name = name, ValueFrom = new V1EnvVarSource { ConfigMapKeyRef = new V1ConfigMapKeySelector { Name = configMap, Key = key } } };
 
-    private static V1Probe HttpProbe(string path, int periodSeconds, int timeoutSeconds, int failureThreshold) => new()
+    /// <summary>The Secret volumes of the TLS sides in use: (volume name, Secret name).</summary>
+    private static IEnumerable<(string Volume, string Secret)> TlsVolumes(RaftCluster cluster)
     {
-        HttpGet = new V1HTTPGetAction { Path = path, Port = "client", Scheme = "HTTP" },
+        if (cluster.Spec.Tls?.ServerSecretName is { } server)
+        {
+            yield return (ServerTlsVolume, server);
+        }
+
+        if (cluster.Spec.Tls?.PeerSecretName is { } peer)
+        {
+            yield return (PeerTlsVolume, peer);
+        }
+    }
+
+    private static V1Probe HttpProbe(string path, string port, int periodSeconds, int timeoutSeconds, int failureThreshold) => new()
+    {
+        HttpGet = new V1HTTPGetAction { Path = path, Port = port, Scheme = "HTTP" },
         PeriodSeconds = periodSeconds,
         TimeoutSeconds = timeoutSeconds,
         FailureThreshold = failureThreshold,

@@ -1,9 +1,12 @@
 using System.Collections.Concurrent;
 using Grpc.Core;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
 using RaftKv.Operator.Builders;
 using RaftKv.Operator.Planning;
+using RaftKv.Operator.Tls;
 using RaftKv.Operator.Tuning;
 using RaftKv.Protocol.Admin;
 using RaftKv.Protocol.Etcd;
@@ -16,7 +19,7 @@ namespace RaftKv.Operator.Controllers;
 /// Admin service (RTT, fsync, live timing). Every call has a deadline, so a hung member cannot stall
 /// reconciles of the whole operator.
 /// </summary>
-internal sealed partial class EtcdRaftMembers(ILogger<EtcdRaftMembers> logger) : IRaftMembers, IDisposable
+internal sealed partial class EtcdRaftMembers(ILogger<EtcdRaftMembers> logger, TimeProvider time) : IRaftMembers, IDisposable
 {
     /// <summary>How long one call to one member may take.</summary>
     public TimeSpan CallTimeout { get; init; } = TimeSpan.FromSeconds(3);
@@ -28,7 +31,7 @@ internal sealed partial class EtcdRaftMembers(ILogger<EtcdRaftMembers> logger) :
 
     public async Task<MemberObservation> ObserveAsync(MemberTarget target, CancellationToken cancellationToken)
     {
-        var statuses = await Task.WhenAll(target.Endpoints.Select(async e => (Endpoint: e, Status: await TryAsync(e,
+        var statuses = await Task.WhenAll(target.Endpoints.Select(async e => (Endpoint: e, Status: await TryAsync(target, e,
             c => new Maintenance.MaintenanceClient(c).StatusAsync(new StatusRequest(), deadline: Deadline(), cancellationToken: cancellationToken).ResponseAsync))));
         var answered = statuses.Where(s => s.Status is not null).ToList();
         if (answered.Count == 0)
@@ -39,7 +42,7 @@ internal sealed partial class EtcdRaftMembers(ILogger<EtcdRaftMembers> logger) :
         var leaderId = answered.Select(s => s.Status!.Leader).FirstOrDefault(l => l != 0);
         var leaderEndpoint = answered.FirstOrDefault(s => s.Status!.Header.MemberId == leaderId && leaderId != 0);
         var ask = leaderEndpoint.Status is not null ? leaderEndpoint.Endpoint : answered[0].Endpoint;
-        var list = await TryAsync(ask, c => new Cluster.ClusterClient(c).MemberListAsync(new MemberListRequest { Linearizable = leaderId != 0 },
+        var list = await TryAsync(target, ask, c => new Cluster.ClusterClient(c).MemberListAsync(new MemberListRequest { Linearizable = leaderId != 0 },
             deadline: Deadline(), cancellationToken: cancellationToken).ResponseAsync);
         if (list is null)
         {
@@ -69,7 +72,7 @@ internal sealed partial class EtcdRaftMembers(ILogger<EtcdRaftMembers> logger) :
             }
         }
 
-        var measurements = await Task.WhenAll(answered.Select(s => TryAsync(s.Endpoint,
+        var measurements = await Task.WhenAll(answered.Select(s => TryAsync(target, s.Endpoint,
             c => new Admin.AdminClient(c).MeasurementsAsync(new MeasurementsRequest(), deadline: Deadline(), cancellationToken: cancellationToken).ResponseAsync)));
         var reported = measurements.Where(m => m is not null).Select(m => m!).ToList();
         var rttByPeer = reported.SelectMany(m => m.Peers).Where(p => p.Rtt is { Count: > 0 }).ToList();
@@ -107,7 +110,7 @@ internal sealed partial class EtcdRaftMembers(ILogger<EtcdRaftMembers> logger) :
             HeartbeatIntervalMs = (uint)RaftTiming.FlagMilliseconds(timing.HeartbeatInterval),
             ElectionTimeoutMs = (uint)RaftTiming.FlagMilliseconds(timing.ElectionTimeout),
         };
-        var results = await Task.WhenAll(target.Endpoints.Select(e => TryAsync(e,
+        var results = await Task.WhenAll(target.Endpoints.Select(e => TryAsync(target, e,
             c => new Admin.AdminClient(c).SetTimingAsync(new SetTimingRequest { Timing = wire }, deadline: Deadline(), cancellationToken: cancellationToken).ResponseAsync)));
         return results.Count(r => r is not null);
     }
@@ -155,7 +158,7 @@ internal sealed partial class EtcdRaftMembers(ILogger<EtcdRaftMembers> logger) :
     /// <summary>Run a cluster change on the leader (any member forwards, but the leader answers first-hand); falls back to each member in turn.</summary>
     private async Task<T> OnLeaderAsync<T>(MemberTarget target, Func<GrpcChannel, Task<T>> call, CancellationToken cancellationToken)
     {
-        var observation = await Task.WhenAll(target.Endpoints.Select(async e => (Endpoint: e, Status: await TryAsync(e,
+        var observation = await Task.WhenAll(target.Endpoints.Select(async e => (Endpoint: e, Status: await TryAsync(target, e,
             c => new Maintenance.MaintenanceClient(c).StatusAsync(new StatusRequest(), deadline: Deadline(), cancellationToken: cancellationToken).ResponseAsync))));
         var ordered = observation
             .OrderByDescending(o => o.Status is { } s && s.Leader != 0 && s.Leader == s.Header.MemberId)
@@ -167,7 +170,7 @@ internal sealed partial class EtcdRaftMembers(ILogger<EtcdRaftMembers> logger) :
         {
             try
             {
-                return await call(Channel(endpoint));
+                return await call(Channel(target, endpoint));
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
             {
@@ -179,12 +182,12 @@ internal sealed partial class EtcdRaftMembers(ILogger<EtcdRaftMembers> logger) :
             $"no member of {target.Names.Name} could be reached ({target.Endpoints.Count} pod address(es) tried): {last?.Status.Detail ?? "no address"}", last);
     }
 
-    private async Task<T?> TryAsync<T>(MemberEndpoint endpoint, Func<GrpcChannel, Task<T>> call)
+    private async Task<T?> TryAsync<T>(MemberTarget target, MemberEndpoint endpoint, Func<GrpcChannel, Task<T>> call)
         where T : class
     {
         try
         {
-            return await call(Channel(endpoint));
+            return await call(Channel(target, endpoint));
         }
         catch (RpcException e)
         {
@@ -198,7 +201,47 @@ internal sealed partial class EtcdRaftMembers(ILogger<EtcdRaftMembers> logger) :
         }
     }
 
-    private GrpcChannel Channel(MemberEndpoint endpoint) => _channels.GetOrAdd(endpoint.Address, a => GrpcChannel.ForAddress(a));
+    /// <summary>
+    /// The channel to one member, kept per address and credentials version: a rotated Secret gets new connections and
+    /// the old channel to that address is disposed.
+    /// </summary>
+    private GrpcChannel Channel(MemberTarget target, MemberEndpoint endpoint)
+    {
+        var credentials = target.Credentials;
+        var key = credentials is null ? endpoint.Address : $"{endpoint.Address} {credentials.Version}";
+        if (_channels.TryGetValue(key, out var channel))
+        {
+            return channel;
+        }
+
+        var created = _channels.GetOrAdd(key, _ => credentials is null
+            ? GrpcChannel.ForAddress(endpoint.Address)
+            : GrpcChannel.ForAddress(endpoint.Address, new GrpcChannelOptions { HttpHandler = TlsHandler(credentials, target.Names.Host(endpoint.Ordinal)) }));
+        foreach (var stale in _channels.Keys.Where(k => k != key && k.StartsWith(endpoint.Address + " ", StringComparison.Ordinal)).ToList())
+        {
+            if (_channels.TryRemove(stale, out var old))
+            {
+                old.Dispose();
+            }
+        }
+
+        return created;
+    }
+
+    /// <summary>
+    /// TLS to a member by its pod IP: its certificate must chain to the cluster's CA and name the member's stable DNS name
+    /// (the IP is not in it); the operator's client certificate is presented when the members require one.
+    /// </summary>
+    private SocketsHttpHandler TlsHandler(MemberClientCredentials credentials, string host) => new()
+    {
+        EnableMultipleHttp2Connections = true,
+        SslOptions = new SslClientAuthenticationOptions
+        {
+            ClientCertificates = credentials.ClientCertificate is { } client ? [client] : null,
+            RemoteCertificateValidationCallback = (_, certificate, chain, _) =>
+                certificate is X509Certificate2 presented && credentials.Accepts(presented, chain, host, time.GetUtcNow()),
+        },
+    };
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Call to member {Address} failed: {Code} {Detail}")]
     private partial void LogCallFailed(string address, StatusCode code, string detail);

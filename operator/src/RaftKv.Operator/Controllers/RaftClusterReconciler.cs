@@ -10,6 +10,7 @@ using RaftKv.Operator.Api.V1Alpha1;
 using RaftKv.Operator.Builders;
 using RaftKv.Operator.Planning;
 using RaftKv.Operator.Runtime;
+using RaftKv.Operator.Tls;
 using RaftKv.Operator.Tuning;
 
 namespace RaftKv.Operator.Controllers;
@@ -123,13 +124,17 @@ internal sealed partial class RaftClusterReconciler(
         var membersMap = informers.ConfigMaps.Cache.Get(ns, names.MembersConfigMap);
         var tuningMap = informers.ConfigMaps.Cache.Get(ns, names.TuningConfigMap);
 
+        // Observe: the TLS Secrets, when spec.tls names any.
+        var tls = ClusterTlsCheck.Check(cluster.Spec.Tls, names, Math.Max(cluster.Spec.Replicas, statefulSet?.Spec?.Replicas ?? 0),
+            await ReadSecretsAsync(ns, ClusterTlsCheck.SecretNames(cluster.Spec.Tls), cancellationToken), now);
+
         // Observe: the members themselves, through the pods that have an address.
         var endpoints = pods
             .Where(p => !string.IsNullOrEmpty(p.Status?.PodIP) && p.Metadata.DeletionTimestamp is null)
-            .Select(p => new MemberEndpoint(names.OrdinalOf(p.Metadata.Name)!.Value, $"http://{FormatHost(p.Status.PodIP)}:{ClusterNames.ClientPort}"))
+            .Select(p => new MemberEndpoint(names.OrdinalOf(p.Metadata.Name)!.Value, $"{names.ClientScheme}://{FormatHost(p.Status.PodIP)}:{ClusterNames.ClientPort}"))
             .OrderBy(e => e.Ordinal)
             .ToList();
-        var target = new MemberTarget(names, endpoints);
+        var target = new MemberTarget(names, endpoints, tls.Credentials);
         var raft = await raftMembers.ObserveAsync(target, cancellationToken);
 
         if (raft.LeaderId is { } leader && memory.LastLeader != leader)
@@ -162,6 +167,7 @@ internal sealed partial class RaftClusterReconciler(
             LostVolumes = raft.LostVolumes.Union(pods.Where(PodProblems.LostItsData).Select(p => names.OrdinalOf(p.Metadata.Name)!.Value)).ToHashSet(),
             PreviousMemberCount = cluster.Status?.Members?.Count is > 0 and var count ? count : cluster.Status?.Replicas ?? 0,
             FsyncP99 = raft.Measurements?.FsyncP99,
+            TlsProblem = tls.Problem,
             Tuning = decision,
         };
 
@@ -251,6 +257,25 @@ internal sealed partial class RaftClusterReconciler(
 
         metrics.Steps.WithLabels(step.GetType().Name).Inc();
         await events.RecordAsync(cluster, "Normal", step.GetType().Name, Capitalize(step.Describe()), cancellationToken);
+    }
+
+    /// <summary>The named Secrets of <paramref name="ns"/>, null for those that do not exist (read by name: the operator has no Secret informer).</summary>
+    private async Task<IReadOnlyDictionary<string, V1Secret?>> ReadSecretsAsync(string ns, IReadOnlyList<string> secretNames, CancellationToken cancellationToken)
+    {
+        var secrets = new Dictionary<string, V1Secret?>(StringComparer.Ordinal);
+        foreach (var secretName in secretNames)
+        {
+            try
+            {
+                secrets[secretName] = await client.CoreV1.ReadNamespacedSecretAsync(secretName, ns, cancellationToken: cancellationToken);
+            }
+            catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
+            {
+                secrets[secretName] = null;
+            }
+        }
+
+        return secrets;
     }
 
     private IKubernetesObject<V1ObjectMeta>? Live(IKubernetesObject<V1ObjectMeta> desired, string ns) => desired switch

@@ -1,14 +1,18 @@
 using RaftKv.Operator.Builders;
 using RaftKv.Operator.Planning;
+using RaftKv.Operator.Tls;
 using RaftKv.Operator.Tuning;
 
 namespace RaftKv.Operator.Controllers;
 
-/// <summary>A member pod the operator can reach: its ordinal and client address (<c>http://POD_IP:2379</c>).</summary>
+/// <summary>A member pod the operator can reach: its ordinal and client address (<c>http://POD_IP:2379</c>, or https://).</summary>
 internal sealed record MemberEndpoint(int Ordinal, string Address);
 
 /// <summary>Which cluster to talk to, and through which pods.</summary>
-internal sealed record MemberTarget(ClusterNames Names, IReadOnlyList<MemberEndpoint> Endpoints);
+/// <param name="Names">The cluster's names (a member's certificate must name <see cref="ClusterNames.Host"/> of its ordinal).</param>
+/// <param name="Endpoints">The pods to call.</param>
+/// <param name="Credentials">For https:// client URLs: whom to trust and what to present; null for http://.</param>
+internal sealed record MemberTarget(ClusterNames Names, IReadOnlyList<MemberEndpoint> Endpoints, MemberClientCredentials? Credentials = null);
 
 /// <summary>What the members say about themselves.</summary>
 /// <param name="Members">The member list as the leader (or any member, if none leads) reports it; empty when none answered.</param>

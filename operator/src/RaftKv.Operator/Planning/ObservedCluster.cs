@@ -80,6 +80,9 @@ internal sealed record ObservedCluster
     /// <summary>The largest WAL fsync p99 over members, if measured (for the SlowDisk message).</summary>
     public TimeSpan? FsyncP99 { get; init; }
 
+    /// <summary>What is wrong with the Secrets named in spec.tls (missing, unreadable, not naming the members), or null.</summary>
+    public string? TlsProblem { get; init; }
+
     /// <summary>This round's tuning decision, if the cluster could be measured.</summary>
     public TuningDecision? Tuning { get; init; }
 }

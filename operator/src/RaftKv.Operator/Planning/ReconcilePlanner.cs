@@ -50,6 +50,11 @@ internal static class ReconcilePlanner
             return new Wait(ConditionReasons.InvalidSpec, $"the spec is invalid, nothing is changed until it is fixed: {string.Join("; ", problems)}");
         }
 
+        if (observed.TlsProblem is { } tlsProblem)
+        {
+            return new Wait(ConditionReasons.TlsSecretInvalid, $"the TLS Secrets cannot be used, nothing is changed until they are fixed: {tlsProblem}");
+        }
+
         // Objects other than the member pods: safe to create or update at any time (the StatefulSet's
         // template uses OnDelete, so updating it restarts nothing).
         if (observed.StatefulSetReplicas is not { } statefulSetReplicas)

@@ -119,6 +119,11 @@ internal static class StatusComputer
             return (true, ConditionReasons.InvalidSpec, invalid.Message);
         }
 
+        if (step is Wait { Reason: ConditionReasons.TlsSecretInvalid } tls)
+        {
+            return (true, ConditionReasons.TlsSecretInvalid, tls.Message);
+        }
+
         if (step is Wait { Reason: ConditionReasons.ForeignMember } foreign)
         {
             return (true, ConditionReasons.ForeignMember, foreign.Message);

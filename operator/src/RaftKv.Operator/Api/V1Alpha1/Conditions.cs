@@ -34,6 +34,9 @@ internal static class ConditionReasons
     public const string CreatingObjects = "CreatingObjects";
     public const string Retuning = "Retuning";
 
+    /// <summary>A Secret named in spec.tls is missing or unusable (no key, not issued by its ca.crt, not naming the members, expired).</summary>
+    public const string TlsSecretInvalid = "TLSSecretInvalid";
+
     /// <summary>A member pod fits on no node (anti-affinity, node selector, resources); the message quotes the scheduler.</summary>
     public const string Unschedulable = "Unschedulable";
 

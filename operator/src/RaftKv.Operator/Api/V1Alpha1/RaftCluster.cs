@@ -50,6 +50,9 @@ internal sealed class RaftCluster : IKubernetesObject<V1ObjectMeta>, ISpec<RaftC
 }
 
 /// <summary>The desired cluster.</summary>
+[ValidationRule("(has(self.tls) && has(self.tls.serverSecretName)) == (has(oldSelf.tls) && has(oldSelf.tls.serverSecretName)) "
+    + "&& (has(self.tls) && has(self.tls.peerSecretName)) == (has(oldSelf.tls) && has(oldSelf.tls.peerSecretName))",
+    RaftClusterTls.ImmutableRuleMessage, FieldPath = ".tls", Reason = "FieldValueForbidden")]
 internal sealed class RaftClusterSpec
 {
     /// <summary>The message of the CEL rule on <see cref="Replicas"/>; RaftClusterValidator uses the same text.</summary>
@@ -98,9 +101,61 @@ internal sealed class RaftClusterSpec
     [JsonConverter(typeof(LenientResourceRequirementsConverter))]
     public V1ResourceRequirements? Resources { get; set; }
 
+    [JsonPropertyName("tls")]
+    [Description("TLS on the client and peer URLs, from kubernetes.io/tls Secrets (with ca.crt) such as cert-manager makes. "
+        + "Which sides use TLS is fixed at creation; the Secrets' contents may change at any time (members reload them).")]
+    public RaftClusterTls? Tls { get; set; }
+
     [JsonPropertyName("podTemplate")]
     [Description("Extra settings for the member pods.")]
     public RaftClusterPodTemplate? PodTemplate { get; set; }
+}
+
+/// <summary>
+/// TLS on the members' client and peer URLs. Each Secret is of type kubernetes.io/tls with <c>tls.crt</c>, <c>tls.key</c>
+/// and <c>ca.crt</c> (what cert-manager writes). The certificates must name the members' DNS names
+/// (<c>*.NAME-peers.NAMESPACE.svc.CLUSTER_DOMAIN</c>): members call each other, and the operator calls them, by those names.
+/// </summary>
+[ValidationRule("!has(self.serverSecretName) || (has(self.clientCertAuth) && !self.clientCertAuth) || has(self.operatorSecretName)",
+    RaftClusterTls.OperatorSecretRuleMessage,
+    FieldPath = ".operatorSecretName", Reason = "FieldValueRequired")]
+internal sealed class RaftClusterTls
+{
+    /// <summary>A Secret's name: a DNS subdomain.</summary>
+    public const string SecretNamePattern = "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
+
+    public const string OperatorSecretRuleMessage =
+        "tls.clientCertAuth needs tls.operatorSecretName: the operator must present a client certificate to the members (or set clientCertAuth: false)";
+
+    public const string ImmutableRuleMessage =
+        "tls.serverSecretName and tls.peerSecretName cannot be added or removed after creation: the members' URLs are part of the "
+        + "Raft membership (to change, create a new RaftCluster and copy the data with etcdctl snapshot); the Secret names may change";
+
+    [JsonPropertyName("serverSecretName")]
+    [Description("Secret (kubernetes.io/tls with ca.crt) of the client URLs: clients reach the members over https:// with this certificate, "
+        + "and its ca.crt is the CA that client certificates must chain to (clientCertAuth) and that the operator trusts for the members.")]
+    [MaxLength(253)]
+    [Pattern(RaftClusterTls.SecretNamePattern)]
+    public string? ServerSecretName { get; set; }
+
+    [JsonPropertyName("peerSecretName")]
+    [Description("Secret (kubernetes.io/tls with ca.crt) of the peer URLs: members talk Raft to each other over https:// with this certificate "
+        + "as server and as client certificate, and accept only peers whose certificate chains to its ca.crt.")]
+    [MaxLength(253)]
+    [Pattern(RaftClusterTls.SecretNamePattern)]
+    public string? PeerSecretName { get; set; }
+
+    [JsonPropertyName("clientCertAuth")]
+    [Description("With serverSecretName: clients must present a certificate signed by the server Secret's ca.crt (etcd's --client-cert-auth).")]
+    [Default("true")]
+    public bool ClientCertAuth { get; set; } = true;
+
+    [JsonPropertyName("operatorSecretName")]
+    [Description("Secret (kubernetes.io/tls) with the client certificate the operator presents to the members when clientCertAuth is on; "
+        + "it must chain to the server Secret's ca.crt.")]
+    [MaxLength(253)]
+    [Pattern(RaftClusterTls.SecretNamePattern)]
+    public string? OperatorSecretName { get; set; }
 }
 
 /// <summary>Each member's persistent volume.</summary>

@@ -44,6 +44,18 @@ internal static class RaftClusterValidator
 
         ValidateStorage(spec.Storage, errors);
         ValidateTuning(spec.Tuning, errors);
+        if (spec.Tls is { ServerSecretName: not null, ClientCertAuth: true, OperatorSecretName: null })
+        {
+            errors.Add(new("spec.tls.operatorSecretName", RaftClusterTls.OperatorSecretRuleMessage));
+        }
+
+        foreach (var (field, secret) in new[] { ("serverSecretName", spec.Tls?.ServerSecretName), ("peerSecretName", spec.Tls?.PeerSecretName), ("operatorSecretName", spec.Tls?.OperatorSecretName) })
+        {
+            if (secret is not null && !System.Text.RegularExpressions.Regex.IsMatch(secret, RaftClusterTls.SecretNamePattern))
+            {
+                errors.Add(new($"spec.tls.{field}", $"\"{secret}\" is not a Secret name: use lowercase letters, digits, '-' and '.'"));
+            }
+        }
 
         if (string.IsNullOrWhiteSpace(spec.Affinity.TopologyKey))
         {
@@ -89,6 +101,12 @@ internal static class RaftClusterValidator
         if (!string.Equals(oldSpec.Storage.Size, newSpec.Storage.Size, StringComparison.Ordinal))
         {
             errors.Add(new("spec.storage.size", "size " + RaftClusterStorage.ImmutableRuleMessage));
+        }
+
+        if ((oldSpec.Tls?.ServerSecretName is null) != (newSpec.Tls?.ServerSecretName is null)
+            || (oldSpec.Tls?.PeerSecretName is null) != (newSpec.Tls?.PeerSecretName is null))
+        {
+            errors.Add(new("spec.tls", RaftClusterTls.ImmutableRuleMessage));
         }
 
         return errors;
