@@ -68,6 +68,30 @@ public sealed class ChartTests
     }
 
     [Fact]
+    public async Task The_PodMonitor_scrapes_the_ports_the_operator_gives_members_with_and_without_client_tls()
+    {
+        var monitor = (await Chart.Render(Chart.AllOptions)).Single(m => m.Kind == "PodMonitor").Yaml;
+        var builder = new RaftKv.Operator.Builders.ClusterObjectBuilder(new RaftKv.Operator.OperatorSettings());
+        var plain = builder.StatefulSet(new RaftCluster { Metadata = new() { Name = "a", NamespaceProperty = "ns" } }, 3).Spec.Template;
+        var secure = builder.StatefulSet(new RaftCluster
+        {
+            Metadata = new() { Name = "b", NamespaceProperty = "ns" },
+            Spec = new RaftClusterSpec { Tls = new RaftClusterTls { ServerSecretName = "s", OperatorSecretName = "o" } },
+        }, 3).Spec.Template;
+
+        // Members without client TLS: the client port, kept; with it: the metrics port, and the client port dropped by the label.
+        Assert.Contains("- port: client", monitor, StringComparison.Ordinal);
+        Assert.Contains("- port: metrics", monitor, StringComparison.Ordinal);
+        Assert.Contains(plain.Spec.Containers[0].Ports, p => p.Name == "client");
+        Assert.DoesNotContain(plain.Spec.Containers[0].Ports, p => p.Name == "metrics");
+        Assert.Contains(secure.Spec.Containers[0].Ports, p => p.Name == "metrics");
+        var label = RaftKv.Operator.Builders.ClusterObjectBuilder.ClientTlsLabel;
+        Assert.Contains($"__meta_kubernetes_pod_label_{label.Replace('.', '_').Replace('/', '_').Replace('-', '_')}", monitor, StringComparison.Ordinal);
+        Assert.Equal("true", secure.Metadata.Labels[label]);
+        Assert.False(plain.Metadata.Labels.ContainsKey(label));
+    }
+
+    [Fact]
     public async Task Defaults_render_no_monitoring_objects_and_no_StorageClass()
     {
         var kinds = (await Chart.Render()).Select(m => m.Kind).ToHashSet(StringComparer.Ordinal);

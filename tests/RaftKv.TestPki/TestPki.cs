@@ -84,5 +84,19 @@ public sealed class TestCa : IDisposable
         return new PemPair(certificate.ExportCertificatePem(), key.ExportPkcs8PrivateKeyPem());
     }
 
+    /// <summary>A PEM CRL of this CA, number <paramref name="number"/>, revoking the PEM certificates <paramref name="revoked"/>, next update in a day.</summary>
+    public string RevocationListPem(IEnumerable<string> revoked, long number)
+    {
+        var builder = new CertificateRevocationListBuilder();
+        foreach (var pem in revoked)
+        {
+            using var certificate = X509Certificate2.CreateFromPem(pem);
+            builder.AddEntry(certificate);
+        }
+
+        var der = builder.Build(_certificate, number, DateTimeOffset.UtcNow.AddDays(1), HashAlgorithmName.SHA256);
+        return new string(PemEncoding.Write("X509 CRL", der));
+    }
+
     public void Dispose() => _certificate.Dispose();
 }

@@ -262,6 +262,7 @@ public sealed class StatefulSetBuilderTests
             [("server-tls", "/etc/raftkv/tls/server-tls", true), ("peer-tls", "/etc/raftkv/tls/peer-tls", true)],
             container.VolumeMounts.Where(m => m.Name.EndsWith("-tls", StringComparison.Ordinal)).Select(m => (m.Name, m.MountPath, m.ReadOnlyProperty ?? false)).ToList());
         Assert.Contains(container.Ports, p => p.Name == "metrics" && p.ContainerPort == 2381);
+        Assert.Equal("true", set.Spec.Template.Metadata.Labels["raftkv.io/client-tls"]);
         Assert.All(new[] { container.ReadinessProbe, container.LivenessProbe, container.StartupProbe }, probe =>
         {
             Assert.Equal("metrics", probe.HttpGet.Port.Value);
@@ -297,5 +298,6 @@ public sealed class StatefulSetBuilderTests
         Assert.Equal(["client", "peer"], container.Ports.Select(p => p.Name).ToList());
         Assert.Equal(["data", "tmp"], container.VolumeMounts.Select(m => m.Name).ToList());
         Assert.Equal("client", container.LivenessProbe.HttpGet.Port.Value);
+        Assert.DoesNotContain("raftkv.io/client-tls", Build(Clusters.Demo()).Spec.Template.Metadata.Labels.Keys);
     }
 }

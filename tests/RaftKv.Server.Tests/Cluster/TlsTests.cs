@@ -1,8 +1,7 @@
 using System.Net;
-using System.Security.Cryptography;
-using System.Security.Cryptography.X509Certificates;
 using RaftKv.Server.Configuration;
 using RaftKv.Server.Node;
+using RaftKv.TestPki;
 
 namespace RaftKv.Server.Tests.Cluster;
 
@@ -209,31 +208,21 @@ internal sealed class TestCertificates : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("raftkv-certs-");
 
-    private readonly X509Certificate2 _ca = MakeCa("raftkv test CA");
+    private readonly TestCa _ca = new("raftkv test CA");
     private int _crlNumber;
 
     public TestCertificates()
     {
-        using var rogueCa = MakeCa("someone else's CA");
-        CaCert = Write("ca.pem", _ca.ExportCertificatePem());
+        using var rogueCa = new TestCa("someone else's CA");
+        CaCert = Write("ca.pem", _ca.CertificatePem);
         (ServerCert, ServerKey) = Issue(_ca, "member", "server");
         (ClientCert, ClientKey) = Issue(_ca, "client", "client");
         (RogueCert, RogueKey) = Issue(rogueCa, "client", "rogue");
     }
 
     /// <summary>Writes (or rewrites) <paramref name="name"/>: a PEM CRL of the test CA revoking the certificates in <paramref name="revokedCertFiles"/>.</summary>
-    public string WriteCrl(string name, params string[] revokedCertFiles)
-    {
-        var builder = new CertificateRevocationListBuilder();
-        foreach (var file in revokedCertFiles)
-        {
-            using var revoked = X509Certificate2.CreateFromPem(File.ReadAllText(file));
-            builder.AddEntry(revoked);
-        }
-
-        var der = builder.Build(_ca, ++_crlNumber, DateTimeOffset.UtcNow.AddDays(1), HashAlgorithmName.SHA256);
-        return Write(name, new string(PemEncoding.Write("X509 CRL", der)));
-    }
+    public string WriteCrl(string name, params string[] revokedCertFiles) =>
+        Write(name, _ca.RevocationListPem(revokedCertFiles.Select(File.ReadAllText), ++_crlNumber));
 
     public string CaCert { get; }
 
@@ -255,33 +244,11 @@ internal sealed class TestCertificates : IDisposable
         _dir.Delete(recursive: true);
     }
 
-    private static X509Certificate2 MakeCa(string name)
+    /// <summary>A certificate for 127.0.0.1 and localhost, server and client use, written as FILE.pem and FILE-key.pem.</summary>
+    private (string Cert, string Key) Issue(TestCa ca, string name, string file)
     {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
-        var now = DateTimeOffset.UtcNow;
-        return request.CreateSelfSigned(now.AddDays(-1), now.AddDays(30));
-    }
-
-    private (string Cert, string Key) Issue(X509Certificate2 ca, string name, string file)
-    {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddIpAddress(IPAddress.Loopback);
-        names.AddDnsName("localhost");
-        request.CertificateExtensions.Add(names.Build());
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
-            [new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false)); // server and client authentication
-        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca, true, false));
-        var now = DateTimeOffset.UtcNow;
-        using var cert = request.Create(ca, now.AddHours(-1), now.AddDays(7), RandomNumberGenerator.GetBytes(12));
-        return (Write(file + ".pem", cert.ExportCertificatePem()), Write(file + "-key.pem", key.ExportPkcs8PrivateKeyPem()));
+        var pair = ca.Issue(name, ["localhost"], [IPAddress.Loopback]);
+        return (Write(file + ".pem", pair.Certificate), Write(file + "-key.pem", pair.Key));
     }
 
     private string Write(string name, string pem)

@@ -14,6 +14,9 @@ internal sealed class ClusterObjectBuilder(OperatorSettings settings)
     public const string DataVolume = "data";
     public const string DataDir = "/var/lib/raftkv";
 
+    /// <summary>Pod label of members whose client URLs use TLS (absent otherwise, so templates without TLS stay as they were).</summary>
+    public const string ClientTlsLabel = "raftkv.io/client-tls";
+
     /// <summary>Where the TLS Secrets are mounted, one directory per volume.</summary>
     public const string TlsDir = "/etc/raftkv/tls";
     public const string ServerTlsVolume = "server-tls";
@@ -197,6 +200,12 @@ internal sealed class ClusterObjectBuilder(OperatorSettings settings)
         foreach (var (key, value) in ClusterLabels.For(names.Name))
         {
             podLabels[key] = value;
+        }
+
+        if (spec.Tls?.ServerSecretName is not null)
+        {
+            // Tells scrapers (the chart's PodMonitor) to use the plain-HTTP metrics port instead of the client port.
+            podLabels[ClientTlsLabel] = "true";
         }
 
         var storageClass = string.IsNullOrEmpty(spec.Storage.StorageClassName) ? Settings.DefaultStorageClassName : spec.Storage.StorageClassName;
