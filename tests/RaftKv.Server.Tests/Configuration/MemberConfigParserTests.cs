@@ -105,6 +105,10 @@ public sealed class MemberConfigParserTests
     [InlineData(new[] { "--initial-cluster=default=http://localhost:2380,default2", }, "\"default2\" is not name=peerURL")]
     [InlineData(new[] { "--auto-compaction-mode=revision", "--auto-compaction-retention=1h" }, "invalid auto compaction retention \"1h\" for mode revision")]
     [InlineData(new[] { "positional" }, "'positional' is not a flag")]
+    [InlineData(new[] { "--auth-token=jwt,pub-key=app.rsa.pub,priv-key=app.rsa,sign-method=RS512" }, "--auth-token=jwt,pub-key=app.rsa.pub,priv-key=app.rsa,sign-method=RS512: JWT tokens are not supported; raftkv issues simple tokens only")]
+    [InlineData(new[] { "--auth-token=magic" }, "unknown token type 'magic'; raftkv supports only 'simple'")]
+    [InlineData(new[] { "--bcrypt-cost=3" }, "--bcrypt-cost=3 is out of range: bcrypt costs go from 4 to 31")]
+    [InlineData(new[] { "--auth-token-ttl=0" }, "--auth-token-ttl=0 must be a positive number of seconds")]
     [InlineData(new[] { "--experimental-corrupt-check-time=5" }, "invalid value \"5\" for flag -experimental-corrupt-check-time")]
     [InlineData(new[] { "--experimental-initial-corrupt-check=maybe" }, "invalid value \"maybe\" for flag -experimental-initial-corrupt-check: expected true or false")]
     public void Bad_input_is_refused_with_a_message_that_says_what_to_change(string[] args, string expected)
@@ -112,6 +116,15 @@ public sealed class MemberConfigParserTests
         var error = Assert.Throws<ConfigException>(() => MemberConfigParser.Parse(args, NoEnvironment));
 
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Auth_flags_default_as_etcd_and_are_read_from_flags_and_environment()
+    {
+        var defaults = MemberConfigParser.Parse([], NoEnvironment);
+        Assert.Equal((300, 10), (defaults.AuthTokenTtlSeconds, defaults.BcryptCost));
+        var given = MemberConfigParser.Parse(["--auth-token=simple", "--auth-token-ttl=60"], new Dictionary<string, string> { ["ETCD_BCRYPT_COST"] = "4" });
+        Assert.Equal((60, 4), (given.AuthTokenTtlSeconds, given.BcryptCost));
     }
 
     [Fact]

@@ -23,14 +23,17 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
     private readonly TimeProvider _time;
     private readonly MemberTls? _clientTls;
     private readonly MemberTls? _peerTls;
+    private readonly Auth.AuthGate? _gate;
 
     /// <param name="member">The member whose membership this serves.</param>
     /// <param name="headers">Response headers.</param>
     /// <param name="time">Clock for waits within a request's timeout.</param>
     /// <param name="clientTls">TLS of the client URLs (a promotion forwarded to a leader of an older version goes there).</param>
     /// <param name="peerTls">TLS of the peer URLs (where a follower forwards a promotion to the leader).</param>
-    public ClusterService(RaftMember member, Headers headers, TimeProvider time, MemberTls? clientTls = null, MemberTls? peerTls = null)
+    /// <param name="gate">With auth enabled, member add, remove, update and promote need the root role (etcd's checkMembershipOperationPermission).</param>
+    public ClusterService(RaftMember member, Headers headers, TimeProvider time, MemberTls? clientTls = null, MemberTls? peerTls = null, Auth.AuthGate? gate = null)
     {
+        _gate = gate;
         _clientTls = clientTls;
         _peerTls = peerTls;
         _member = member;
@@ -52,6 +55,7 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
 
     public override async Task<MemberAddResponse> MemberAdd(MemberAddRequest request, ServerCallContext context)
     {
+        await RequireRootAsync(context).ConfigureAwait(false);
         var urls = ValidateUrls(request.PeerURLs);
         var members = _member.Membership.List();
         if (members.Any(m => m.PeerUrls.Intersect(urls, StringComparer.Ordinal).Any()))
@@ -92,6 +96,7 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
 
     public override async Task<MemberRemoveResponse> MemberRemove(MemberRemoveRequest request, ServerCallContext context)
     {
+        await RequireRootAsync(context).ConfigureAwait(false);
         var target = await FindMemberAsync(request.ID, context.CancellationToken).ConfigureAwait(false);
         if (!target.IsLearner)
         {
@@ -112,6 +117,7 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
 
     public override async Task<MemberUpdateResponse> MemberUpdate(MemberUpdateRequest request, ServerCallContext context)
     {
+        await RequireRootAsync(context).ConfigureAwait(false);
         var urls = ValidateUrls(request.PeerURLs);
         _ = await FindMemberAsync(request.ID, context.CancellationToken).ConfigureAwait(false);
         if (_member.Membership.List().Any(m => m.Id != request.ID && m.PeerUrls.Intersect(urls, StringComparer.Ordinal).Any()))
@@ -127,8 +133,11 @@ internal sealed class ClusterService : RaftKv.Protocol.Etcd.Cluster.ClusterBase
         return response;
     }
 
+    private Task RequireRootAsync(ServerCallContext context) => _gate?.RequireRootAsync(context) ?? Task.CompletedTask;
+
     public override async Task<MemberPromoteResponse> MemberPromote(MemberPromoteRequest request, ServerCallContext context)
     {
+        await RequireRootAsync(context).ConfigureAwait(false);
         // Only the leader knows whether a learner caught up, so a follower forwards to it, before looking the member up: it
         // may not have applied the member's addition yet (the leader answered that add). As etcd does, a member that knows no
         // leader (an election, a hand-over, or its own slow disk holding back what it heard) waits for one, and a forward that

@@ -30,7 +30,6 @@ internal static class EtcdErrors
     public static RpcException TooManyLearners => Make(StatusCode.FailedPrecondition, "etcdserver: too many learner members in cluster");
     public static RpcException RequestTooLarge => Make(StatusCode.InvalidArgument, "etcdserver: request is too large");
     public static RpcException TooManyRequests => Make(StatusCode.ResourceExhausted, "etcdserver: too many requests");
-    public static RpcException AuthNotEnabled => Make(StatusCode.FailedPrecondition, "etcdserver: authentication is not enabled");
     public static RpcException NoLeader => Make(StatusCode.Unavailable, "etcdserver: no leader");
     public static RpcException NotLeader => Make(StatusCode.FailedPrecondition, "etcdserver: not leader");
     public static RpcException LeaderChanged => Make(StatusCode.Unavailable, "etcdserver: leader changed");
@@ -41,6 +40,25 @@ internal static class EtcdErrors
     public static RpcException NotSupportedForLearner => Make(StatusCode.Unavailable, "etcdserver: rpc not supported for learner");
     public static RpcException Corrupt => Make(StatusCode.DataLoss, "etcdserver: corrupt cluster");
     public static RpcException BadLeaderTransferee => Make(StatusCode.FailedPrecondition, "etcdserver: bad leader transferee");
+
+    // Auth (rpctypes ErrGRPC*; NoPasswordUser is not mapped by etcd, so it reaches clients as Unknown with auth's own text).
+    public static RpcException RootUserNotExist => Make(StatusCode.FailedPrecondition, "etcdserver: root user does not exist");
+    public static RpcException RootRoleNotExist => Make(StatusCode.FailedPrecondition, "etcdserver: root user does not have root role");
+    public static RpcException UserAlreadyExist => Make(StatusCode.FailedPrecondition, "etcdserver: user name already exists");
+    public static RpcException UserEmpty => Make(StatusCode.InvalidArgument, "etcdserver: user name is empty");
+    public static RpcException UserNotFound => Make(StatusCode.FailedPrecondition, "etcdserver: user name not found");
+    public static RpcException RoleAlreadyExist => Make(StatusCode.FailedPrecondition, "etcdserver: role name already exists");
+    public static RpcException RoleNotFound => Make(StatusCode.FailedPrecondition, "etcdserver: role name not found");
+    public static RpcException RoleEmpty => Make(StatusCode.InvalidArgument, "etcdserver: role name is empty");
+    public static RpcException AuthFailed => Make(StatusCode.InvalidArgument, "etcdserver: authentication failed, invalid user ID or password");
+    public static RpcException PermissionDenied => Make(StatusCode.PermissionDenied, "etcdserver: permission denied");
+    public static RpcException RoleNotGranted => Make(StatusCode.FailedPrecondition, "etcdserver: role is not granted to the user");
+    public static RpcException PermissionNotGranted => Make(StatusCode.FailedPrecondition, "etcdserver: permission is not granted to the role");
+    public static RpcException AuthNotEnabled => Make(StatusCode.FailedPrecondition, "etcdserver: authentication is not enabled");
+    public static RpcException InvalidAuthToken => Make(StatusCode.Unauthenticated, "etcdserver: invalid auth token");
+    public static RpcException InvalidAuthMgmt => Make(StatusCode.InvalidArgument, "etcdserver: invalid auth management");
+    public static RpcException AuthOldRevision => Make(StatusCode.InvalidArgument, "etcdserver: revision of auth store is old");
+    public static RpcException NoPasswordUser => Make(StatusCode.Unknown, "auth: authentication failed, password was given for no password user");
 
     private static RpcException Make(StatusCode code, string message) => new(new Status(code, message), message);
 }

@@ -17,9 +17,11 @@ internal sealed class KvService : KV.KVBase
     private readonly KvStateMachine _kv;
     private readonly Headers _headers;
     private readonly int _maxRequestBytes;
+    private readonly Auth.AuthGate _gate;
 
-    public KvService(RaftMember member, KvStateMachine kv, Headers headers, int maxRequestBytes)
+    public KvService(RaftMember member, KvStateMachine kv, Headers headers, int maxRequestBytes, Auth.AuthGate gate)
     {
+        _gate = gate;
         _member = member;
         _kv = kv;
         _headers = headers;
@@ -38,7 +40,10 @@ internal sealed class KvService : KV.KVBase
             await _member.ReadBarrierAsync(context.CancellationToken).ConfigureAwait(false);
         }
 
-        return StoreCall(() => StoreMapping.ToWire(_kv.Store.Range(StoreMapping.ToStore(request)), _headers));
+        var caller = await _gate.CheckReadAsync(context, request.Key.Memory, request.RangeEnd.Memory).ConfigureAwait(false);
+        var response = StoreCall(() => StoreMapping.ToWire(_kv.Store.Range(StoreMapping.ToStore(request)), _headers));
+        _gate.EnsureCurrent(caller);
+        return response;
     }
 
     public override async Task<PutResponse> Put(PutRequest request, ServerCallContext context)
@@ -83,7 +88,10 @@ internal sealed class KvService : KV.KVBase
                 await _member.ReadBarrierAsync(context.CancellationToken).ConfigureAwait(false);
             }
 
-            return StoreCall(() => StoreMapping.ToWire(_kv.Store.ReadTxn(storeRequest), _headers));
+            var caller = await _gate.CheckReadTxnAsync(context, request).ConfigureAwait(false);
+            var response = StoreCall(() => StoreMapping.ToWire(_kv.Store.ReadTxn(storeRequest), _headers));
+            _gate.EnsureCurrent(caller);
+            return response;
         }
 
         var result = await ProposeWriteAsync(new InternalRequest { Txn = request }, storeRequest, context).ConfigureAwait(false);
@@ -96,9 +104,13 @@ internal sealed class KvService : KV.KVBase
         return new CompactionResponse { Header = _headers.Make(((S.CompactionResponse)result!).Revision) };
     }
 
-    /// <summary>Size limit, quota (raising the NOSPACE alarm through Raft as etcd does), then the proposal.</summary>
+    /// <summary>
+    /// Size limit, quota (raising the NOSPACE alarm through Raft as etcd does), then the proposal, stamped with the caller:
+    /// permissions are checked when it is applied.
+    /// </summary>
     private async Task<object?> ProposeWriteAsync(InternalRequest request, object? storeRequest, ServerCallContext context)
     {
+        await _gate.StampAsync(request, context).ConfigureAwait(false);
         if (request.CalculateSize() > _maxRequestBytes)
         {
             throw EtcdErrors.RequestTooLarge;

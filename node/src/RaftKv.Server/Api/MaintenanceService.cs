@@ -19,9 +19,16 @@ internal sealed class MaintenanceService : Maintenance.MaintenanceBase
     private readonly KvStateMachine _kv;
     private readonly Headers _headers;
     private readonly long _quotaBytes;
+    private readonly Auth.AuthGate _gate;
 
-    public MaintenanceService(RaftMember member, KvStateMachine kv, Headers headers, long quotaBytes)
+    /// <param name="member">The member served.</param>
+    /// <param name="kv">Its store.</param>
+    /// <param name="headers">Response headers.</param>
+    /// <param name="quotaBytes">The backend quota reported by Status.</param>
+    /// <param name="gate">With auth enabled, Hash, HashKV, Defragment and Snapshot need the root role (etcd's authMaintenanceServer).</param>
+    public MaintenanceService(RaftMember member, KvStateMachine kv, Headers headers, long quotaBytes, Auth.AuthGate gate)
     {
+        _gate = gate;
         _member = member;
         _kv = kv;
         _headers = headers;
@@ -80,18 +87,20 @@ internal sealed class MaintenanceService : Maintenance.MaintenanceBase
         return response;
     }
 
-    public override Task<HashResponse> Hash(HashRequest request, ServerCallContext context)
+    public override async Task<HashResponse> Hash(HashRequest request, ServerCallContext context)
     {
+        await _gate.RequireRootForMaintenanceAsync(context).ConfigureAwait(false);
         var (hash, revision) = _kv.Store.Hash();
-        return Task.FromResult(new HashResponse { Header = _headers.Make(revision), Hash = hash });
+        return new HashResponse { Header = _headers.Make(revision), Hash = hash };
     }
 
-    public override Task<HashKVResponse> HashKV(HashKVRequest request, ServerCallContext context)
+    public override async Task<HashKVResponse> HashKV(HashKVRequest request, ServerCallContext context)
     {
+        await _gate.RequireRootForMaintenanceAsync(context).ConfigureAwait(false);
         try
         {
             var r = _kv.Store.HashKv(request.Revision);
-            return Task.FromResult(new HashKVResponse { Header = _headers.Make(r.Revision), Hash = r.Hash, CompactRevision = r.CompactRevision, HashRevision = r.HashRevision });
+            return new HashKVResponse { Header = _headers.Make(r.Revision), Hash = r.Hash, CompactRevision = r.CompactRevision, HashRevision = r.HashRevision };
         }
         catch (S.StoreException e)
         {
@@ -99,10 +108,11 @@ internal sealed class MaintenanceService : Maintenance.MaintenanceBase
         }
     }
 
-    public override Task<DefragmentResponse> Defragment(DefragmentRequest request, ServerCallContext context)
+    public override async Task<DefragmentResponse> Defragment(DefragmentRequest request, ServerCallContext context)
     {
+        await _gate.RequireRootForMaintenanceAsync(context).ConfigureAwait(false);
         _kv.Store.Defragment();
-        return Task.FromResult(new DefragmentResponse { Header = _headers.Make() });
+        return new DefragmentResponse { Header = _headers.Make() };
     }
 
     /// <summary>
@@ -111,6 +121,7 @@ internal sealed class MaintenanceService : Maintenance.MaintenanceBase
     /// </summary>
     public override async Task Snapshot(SnapshotRequest request, IServerStreamWriter<SnapshotResponse> responseStream, ServerCallContext context)
     {
+        await _gate.RequireRootForMaintenanceAsync(context).ConfigureAwait(false);
         var path = Path.Combine(Path.GetTempPath(), $"raftkv-snapshot-{Guid.NewGuid():N}.db");
         try
         {

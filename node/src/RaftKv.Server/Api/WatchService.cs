@@ -69,10 +69,12 @@ internal sealed class WatchService : Watch.WatchBase
     private readonly WatchHub _hub;
     private readonly Headers _headers;
     private readonly TimeProvider _time;
+    private readonly Auth.AuthGate _gate;
 
-    public WatchService(KvStateMachine kv, WatchHub hub, Headers headers, TimeProvider time)
+    public WatchService(KvStateMachine kv, WatchHub hub, Headers headers, TimeProvider time, Auth.AuthGate gate)
     {
         _kv = kv;
+        _gate = gate;
         _hub = hub;
         _headers = headers;
         _time = time;
@@ -88,6 +90,13 @@ internal sealed class WatchService : Watch.WatchBase
         {
             await foreach (var request in requestStream.ReadAllAsync(context.CancellationToken).ConfigureAwait(false))
             {
+                if (request.RequestUnionCase == WatchRequest.RequestUnionOneofCase.CreateRequest
+                    && await RefusalAsync(request.CreateRequest, context).ConfigureAwait(false) is { } reason)
+                {
+                    session.Refuse(reason);
+                    continue;
+                }
+
                 session.Handle(request);
             }
         }
@@ -102,6 +111,28 @@ internal sealed class WatchService : Watch.WatchBase
             {
             }
         }
+    }
+
+    /// <summary>etcd's isWatchPermitted: READ on the watched range; the reason a refused watch is canceled with, or null.</summary>
+    private async Task<string?> RefusalAsync(WatchCreateRequest create, ServerCallContext context)
+    {
+        Auth.Caller? caller;
+        try
+        {
+            caller = await _gate.IdentifyAsync(context).ConfigureAwait(false);
+        }
+        catch (RpcException e)
+        {
+            return e.Status.Detail; // etcdserver: invalid auth token
+        }
+
+        return _gate.State.CheckOp(caller?.User ?? "", caller?.Revision ?? 0, create.Key.Span, create.RangeEnd.Span, write: false) switch
+        {
+            null => null,
+            S.StoreErrorCode.UserEmpty => EtcdErrors.UserEmpty.Status.Detail,
+            S.StoreErrorCode.AuthOldRevision => EtcdErrors.AuthOldRevision.Status.Detail,
+            _ => EtcdErrors.PermissionDenied.Status.Detail,
+        };
     }
 
     private sealed class Watcher
@@ -256,6 +287,10 @@ internal sealed class WatchService : Watch.WatchBase
         }
 
         private void Send(WatchResponse response) => _out.Writer.TryWrite(response);
+
+        /// <summary>A watch refused by auth: created and canceled at once, with id -1 (clientv3.InvalidWatchID), as etcd answers.</summary>
+        public void Refuse(string reason) =>
+            Send(new WatchResponse { Header = _service._headers.Make(), WatchId = -1, Created = true, Canceled = true, CancelReason = reason });
 
         public async Task WriteAllAsync(IServerStreamWriter<WatchResponse> stream)
         {

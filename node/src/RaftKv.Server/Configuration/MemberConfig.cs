@@ -75,6 +75,12 @@ internal sealed record MemberConfig
     /// </summary>
     public uint MaxWals { get; init; } = 5;
 
+    /// <summary>Lifetime of a simple auth token since its last use (etcd's --auth-token-ttl, seconds).</summary>
+    public int AuthTokenTtlSeconds { get; init; } = 300;
+
+    /// <summary>bcrypt cost of the password hashes this member makes (etcd's --bcrypt-cost; 4..31).</summary>
+    public int BcryptCost { get; init; } = 10;
+
     /// <summary>TLS of the client URLs (--cert-file, --key-file, --trusted-ca-file, --client-cert-auth).</summary>
     public TlsFiles ClientTls { get; init; } = new();
 

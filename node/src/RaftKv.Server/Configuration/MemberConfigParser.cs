@@ -60,13 +60,16 @@ internal static class MemberConfigParser
             (c, v) => c with { ClientTls = c.ClientTls with { AutoTls = Bool("auto-tls", v) } }, IsBool: true),
         new("peer-auto-tls", "Peer TLS using generated certificates (self-signed, in DATA_DIR/fixtures/peer; members do not verify each other's).",
             (c, v) => c with { PeerTls = c.PeerTls with { AutoTls = Bool("peer-auto-tls", v) } }, IsBool: true),
+        new("auth-token", "Authentication token type: only 'simple' (the default) is supported; etcd's 'jwt,...' is refused.", (c, v) => EnsureSimpleToken(v, c)),
+        new("auth-token-ttl", "The lifetime in seconds of a simple auth token since its last use.", (c, v) => c with { AuthTokenTtlSeconds = Int32("auth-token-ttl", v) }),
+        new("bcrypt-cost", "Cost of the bcrypt hash of user passwords (4..31).", (c, v) => c with { BcryptCost = Int32("bcrypt-cost", v) }),
         new("logger", "Logger to use; only 'zap' (structured) is accepted, as in etcd 3.5.", (c, v) => v == "zap" ? c : throw Invalid("logger", v, "only 'zap' is supported")),
     ];
 
     /// <summary>etcd flags this build recognises but cannot honour yet; naming them fails with a clear message.</summary>
     private static readonly string[] Unsupported =
     [
-        "discovery", "discovery-srv", "discovery-proxy", "proxy", "enable-v2", "auth-token",
+        "discovery", "discovery-srv", "discovery-proxy", "proxy", "enable-v2",
     ];
 
     public static string Usage()
@@ -93,7 +96,7 @@ internal static class MemberConfigParser
             var name = equals < 0 ? body : body[..equals];
             if (Array.IndexOf(Unsupported, name) >= 0)
             {
-                throw new ConfigException($"--{name} is an etcd flag that raftkv does not support yet; remove it (discovery, v2 and auth are not implemented)");
+                throw new ConfigException($"--{name} is an etcd flag that raftkv does not support yet; remove it (discovery, the proxy and the v2 API are not implemented)");
             }
 
             if (!byName.TryGetValue(name, out var flag))
@@ -176,6 +179,16 @@ internal static class MemberConfigParser
         if (config.Name.Length == 0)
         {
             throw new ConfigException("--name must not be empty");
+        }
+
+        if (config.BcryptCost is < 4 or > 31)
+        {
+            throw new ConfigException($"--bcrypt-cost={config.BcryptCost} is out of range: bcrypt costs go from 4 to 31 (etcd's default is 10)");
+        }
+
+        if (config.AuthTokenTtlSeconds <= 0)
+        {
+            throw new ConfigException($"--auth-token-ttl={config.AuthTokenTtlSeconds} must be a positive number of seconds (default 300)");
         }
 
         if (config.HeartbeatIntervalMs <= 0)
@@ -375,6 +388,17 @@ internal static class MemberConfigParser
 
     private static uint UInt32(string flag, string value) =>
         uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : throw Invalid(flag, value, "expected a whole number, 0 or more");
+
+    /// <summary>etcd's --auth-token: "simple" (raftkv's only kind); "jwt,..." and anything else are refused.</summary>
+    private static MemberConfig EnsureSimpleToken(string value, MemberConfig config)
+    {
+        var kind = value.Split(',')[0];
+        return kind == "simple"
+            ? config
+            : throw new ConfigException(kind == "jwt"
+                ? $"--auth-token={value}: JWT tokens are not supported; raftkv issues simple tokens only (use --auth-token=simple, the default, or leave the flag out)"
+                : $"invalid value \"{value}\" for flag -auth-token: unknown token type '{kind}'; raftkv supports only 'simple' (the default)");
+    }
 
     private static ConfigException Invalid(string flag, string value, string why) =>
         new($"invalid value \"{value}\" for flag -{flag}: {why}");

@@ -44,6 +44,9 @@ internal sealed partial class KvStateMachine : IRequestApplier, ISnapshotStore, 
     /// <summary>Lease counters (etcd_debugging_lease_*), counted as grants and revokes are applied.</summary>
     public Leases.LeaseMetrics? LeaseMetrics { get; set; }
 
+    /// <summary>Simple auth tokens: issued here when an Authenticate entry is applied, dropped when auth changes make them invalid.</summary>
+    public Auth.SimpleTokens? Tokens { get; set; }
+
     /// <summary>Raised on the apply path with the events of each committed batch, in revision order.</summary>
     public event Action<IReadOnlyList<StoreEvent>>? Applied;
 
@@ -69,6 +72,11 @@ internal sealed partial class KvStateMachine : IRequestApplier, ISnapshotStore, 
         {
             var r = results[i];
             answers[i] = r.Skipped ? null : r.Error is { } error ? StoreMapping.ToRpc(error) : r.Response;
+            if (!r.Skipped && r.Response is AuthResponse auth)
+            {
+                answers[i] = ApplyToTokens(auth, r.Index);
+            }
+
             LeaseMetrics?.Applied(r.Response);
             if (r.Events.Count > 0)
             {
@@ -84,7 +92,37 @@ internal sealed partial class KvStateMachine : IRequestApplier, ISnapshotStore, 
         return answers;
     }
 
-    private static object? ToStoreRequest(InternalRequest request) => request.RequestCase switch
+    /// <summary>
+    /// What an applied auth operation means for the tokens: Authenticate issues <c>prefix.index</c> (the answer becomes the
+    /// token); a deleted user or a changed password loses its tokens; auth disabled drops them all (as etcd's token provider).
+    /// </summary>
+    private object ApplyToTokens(AuthResponse auth, ulong index)
+    {
+        var request = auth.Request;
+        switch (request.Op)
+        {
+            case AuthOp.Authenticate:
+                var token = Auth.SimpleTokens.Token(request.Other, index);
+                Tokens?.Assign(token, request.Name);
+                return new IssuedToken(token, auth.Revision);
+            case AuthOp.UserDelete or AuthOp.UserChangePassword:
+                Tokens?.InvalidateUser(request.Name);
+                break;
+            case AuthOp.Disable:
+                Tokens?.Retain(_ => false);
+                break;
+        }
+
+        return auth;
+    }
+
+    private static object? ToStoreRequest(InternalRequest request)
+    {
+        var inner = ToStoreRequestCore(request);
+        return request.Auth is { } who ? new AuthorizedRequest(who.Username, who.AuthRevision, inner) : inner;
+    }
+
+    private static object? ToStoreRequestCore(InternalRequest request) => request.RequestCase switch
     {
         InternalRequest.RequestOneofCase.Put => StoreMapping.ToStore(request.Put),
         InternalRequest.RequestOneofCase.DeleteRange => StoreMapping.ToStore(request.DeleteRange),
@@ -96,6 +134,28 @@ internal sealed partial class KvStateMachine : IRequestApplier, ISnapshotStore, 
             new CorruptAlarmRequest(request.Alarm.Action != RaftKv.Protocol.Etcd.AlarmRequest.Types.AlarmAction.Deactivate, request.Alarm.MemberID),
         InternalRequest.RequestOneofCase.Alarm when request.Alarm.Alarm == RaftKv.Protocol.Etcd.AlarmType.Nospace =>
             request.Alarm.Action == RaftKv.Protocol.Etcd.AlarmRequest.Types.AlarmAction.Deactivate ? AlarmAction.Deactivate : AlarmAction.Activate,
+        InternalRequest.RequestOneofCase.AuthEnable => new AuthRequest(AuthOp.Enable),
+        InternalRequest.RequestOneofCase.AuthDisable => new AuthRequest(AuthOp.Disable),
+        InternalRequest.RequestOneofCase.AuthUserAdd => new AuthRequest(AuthOp.UserAdd, request.AuthUserAdd.Name,
+            PasswordHash: request.AuthUserAdd.HashedPassword, NoPassword: request.AuthUserAdd.Options?.NoPassword == true),
+        InternalRequest.RequestOneofCase.AuthUserDelete => new AuthRequest(AuthOp.UserDelete, request.AuthUserDelete.Name),
+        InternalRequest.RequestOneofCase.AuthUserChangePassword => new AuthRequest(AuthOp.UserChangePassword, request.AuthUserChangePassword.Name,
+            PasswordHash: request.AuthUserChangePassword.HashedPassword),
+        InternalRequest.RequestOneofCase.AuthUserGrantRole => new AuthRequest(AuthOp.UserGrantRole, request.AuthUserGrantRole.User, request.AuthUserGrantRole.Role),
+        InternalRequest.RequestOneofCase.AuthUserRevokeRole => new AuthRequest(AuthOp.UserRevokeRole, request.AuthUserRevokeRole.Name, request.AuthUserRevokeRole.Role),
+        InternalRequest.RequestOneofCase.AuthRoleAdd => new AuthRequest(AuthOp.RoleAdd, request.AuthRoleAdd.Name),
+        InternalRequest.RequestOneofCase.AuthRoleDelete => new AuthRequest(AuthOp.RoleDelete, request.AuthRoleDelete.Role),
+        InternalRequest.RequestOneofCase.AuthRoleGrantPermission => new AuthRequest(AuthOp.RoleGrantPermission, request.AuthRoleGrantPermission.Name,
+            Permission: request.AuthRoleGrantPermission.Perm is { } p
+                ? new KeyGrant((KeyPermissionKind)(int)p.PermType, p.Key.ToByteArray(), p.RangeEnd.ToByteArray())
+                : null),
+        InternalRequest.RequestOneofCase.AuthRoleRevokePermission => new AuthRequest(AuthOp.RoleRevokePermission, request.AuthRoleRevokePermission.Role,
+            Permission: new KeyGrant(KeyPermissionKind.Read, request.AuthRoleRevokePermission.Key.ToByteArray(), request.AuthRoleRevokePermission.RangeEnd.ToByteArray())),
+        InternalRequest.RequestOneofCase.AuthUserGet => new AuthRequest(AuthOp.UserGet, request.AuthUserGet.Name),
+        InternalRequest.RequestOneofCase.AuthRoleGet => new AuthRequest(AuthOp.RoleGet, request.AuthRoleGet.Role),
+        InternalRequest.RequestOneofCase.AuthUserList => new AuthRequest(AuthOp.UserList),
+        InternalRequest.RequestOneofCase.AuthRoleList => new AuthRequest(AuthOp.RoleList),
+        InternalRequest.RequestOneofCase.Authenticate => new AuthRequest(AuthOp.Authenticate, request.Authenticate.Name, request.Authenticate.SimpleToken),
         _ => null,
     };
 
@@ -162,12 +222,17 @@ internal sealed partial class KvStateMachine : IRequestApplier, ISnapshotStore, 
     public void ReplaceWith(string path)
     {
         Store.ReplaceWith(path);
+        var auth = Store.Auth;
+        Tokens?.Retain(user => auth.Enabled && auth.Users.ContainsKey(user)); // the snapshot may have disabled auth or deleted users
         Restored?.Invoke();
         Applied?.Invoke([]);
     }
 
     /// <summary>Raised on the apply path after the whole store was replaced by a snapshot (state kept outside the store must reload).</summary>
     public event Action? Restored;
+
+    /// <summary>The answer to an applied Authenticate: the token every member now knows.</summary>
+    public sealed record IssuedToken(string Token, long Revision);
 
     /// <summary>Size of a request as etcd measures it against --max-request-bytes.</summary>
     public static int Size(IMessage request) => request.CalculateSize();

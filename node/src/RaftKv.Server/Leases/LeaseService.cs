@@ -23,6 +23,9 @@ internal sealed class LeaseService : Lease.LeaseBase, IDisposable
     public const string ForwardedHeader = "raftkv-lease-forwarded";
 
     private readonly RaftMember _member;
+
+    /// <summary>Stamps grants and revokes with the caller (a revoke needs WRITE on every attached key when auth is enabled).</summary>
+    public required Auth.AuthGate Gate { get; init; }
     private readonly KvStateMachine _kv;
     private readonly Lessor _lessor;
     private readonly Headers _headers;
@@ -77,13 +80,16 @@ internal sealed class LeaseService : Lease.LeaseBase, IDisposable
             grant.ID = _ids.Next();
         }
 
-        var result = (S.LeaseGrantResponse)(await _member.ProposeAsync(new InternalRequest { LeaseGrant = grant }, context.CancellationToken).ConfigureAwait(false))!;
+        var proposal = await Gate.StampAsync(new InternalRequest { LeaseGrant = grant }, context).ConfigureAwait(false);
+        var result = (S.LeaseGrantResponse)(await _member.ProposeAsync(proposal, context.CancellationToken).ConfigureAwait(false))!;
         return new LeaseGrantResponse { Header = _headers.Make(result.Revision), ID = result.Id, TTL = result.Ttl };
     }
 
     public override async Task<LeaseRevokeResponse> LeaseRevoke(LeaseRevokeRequest request, ServerCallContext context)
     {
-        var result = (S.LeaseRevokeResponse)(await _member.ProposeAsync(new InternalRequest { LeaseRevoke = request.Clone() }, context.CancellationToken).ConfigureAwait(false))!;
+        // Checked when applied: the caller must be allowed to write every key attached to the lease (etcd's checkLeasePuts).
+        var proposal = await Gate.StampAsync(new InternalRequest { LeaseRevoke = request.Clone() }, context).ConfigureAwait(false);
+        var result = (S.LeaseRevokeResponse)(await _member.ProposeAsync(proposal, context.CancellationToken).ConfigureAwait(false))!;
         return new LeaseRevokeResponse { Header = _headers.Make(result.Revision) };
     }
 

@@ -364,15 +364,19 @@ internal sealed partial class MemberHost : IAsyncDisposable
         });
         builder.Services.AddEtcdUnmarshalErrors(); // a body that does not parse: INTERNAL, as etcd answers, not UNKNOWN
         var headers = new Headers(member, () => kv.Store.CurrentRevision);
-        builder.Services.AddSingleton(new KvService(member, kv, headers, config.MaxRequestBytes));
+        var tokens = new Auth.SimpleTokens(TimeSpan.FromSeconds(config.AuthTokenTtlSeconds), options.Time);
+        kv.Tokens = tokens;
+        var gate = new Auth.AuthGate(member, kv, tokens, config.ClientTls.ClientCertAuth);
+        builder.Services.AddSingleton(new KvService(member, kv, headers, config.MaxRequestBytes, gate));
+        builder.Services.AddSingleton(new AuthService(member, gate, headers, config.BcryptCost));
         var watchHub = new WatchHub();
         kv.Applied += _ => watchHub.Notify();
-        builder.Services.AddSingleton(new WatchService(kv, watchHub, headers, options.Time));
-        builder.Services.AddSingleton(_ => new LeaseService(member, kv, lessor, headers, kv.LeaseMetrics!, options.Time, clientTls, peerTls)); // disposed with the app (its channels to the leader)
-        var cluster = new ClusterService(member, headers, options.Time, clientTls, peerTls);
+        builder.Services.AddSingleton(new WatchService(kv, watchHub, headers, options.Time, gate));
+        builder.Services.AddSingleton(_ => new LeaseService(member, kv, lessor, headers, kv.LeaseMetrics!, options.Time, clientTls, peerTls) { Gate = gate }); // disposed with the app (its channels to the leader)
+        var cluster = new ClusterService(member, headers, options.Time, clientTls, peerTls, gate);
         builder.Services.AddSingleton(new PeerService(member, metrics, stopping, kv.Store.HashKv, cluster.PromoteForwardedAsync));
         builder.Services.AddSingleton(cluster);
-        builder.Services.AddSingleton(new MaintenanceService(member, kv, headers, config.EffectiveQuotaBackendBytes));
+        builder.Services.AddSingleton(new MaintenanceService(member, kv, headers, config.EffectiveQuotaBackendBytes, gate));
         builder.Services.AddSingleton(new AdminService(member, walFsync, diskFaults, memberDir,
             options.EnableTestHooks || Environment.GetEnvironmentVariable(PeerFaults.EnableVariable) == "1"));
         var app = builder.Build();
@@ -402,6 +406,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         app.MapGrpcService<LeaseService>();
         app.MapGrpcService<ClusterService>();
         app.MapGrpcService<MaintenanceService>();
+        app.MapGrpcService<AuthService>();
         app.MapGrpcService<AdminService>();
         HttpEndpoints.Map(app, member, metrics);
         return app;

@@ -41,6 +41,57 @@ public enum StoreErrorCode
 
     /// <summary>rpctypes ErrGRPCCorrupt (gRPC DataLoss): a write while the CORRUPT alarm is active.</summary>
     Corrupt,
+
+    /// <summary>etcd auth error (gRPC FailedPrecondition): "etcdserver: root user does not exist".</summary>
+    RootUserNotExist,
+
+    /// <summary>etcd auth error (gRPC FailedPrecondition): "etcdserver: root user does not have root role".</summary>
+    RootRoleNotExist,
+
+    /// <summary>etcd auth error (gRPC FailedPrecondition): "etcdserver: user name already exists".</summary>
+    UserAlreadyExist,
+
+    /// <summary>etcd auth error (gRPC InvalidArgument): "etcdserver: user name is empty".</summary>
+    UserEmpty,
+
+    /// <summary>etcd auth error (gRPC FailedPrecondition): "etcdserver: user name not found".</summary>
+    UserNotFound,
+
+    /// <summary>etcd auth error (gRPC FailedPrecondition): "etcdserver: role name already exists".</summary>
+    RoleAlreadyExist,
+
+    /// <summary>etcd auth error (gRPC FailedPrecondition): "etcdserver: role name not found".</summary>
+    RoleNotFound,
+
+    /// <summary>etcd auth error (gRPC InvalidArgument): "etcdserver: role name is empty".</summary>
+    RoleEmpty,
+
+    /// <summary>etcd auth error (gRPC InvalidArgument): "etcdserver: authentication failed, invalid user ID or password".</summary>
+    AuthFailed,
+
+    /// <summary>etcd auth error (gRPC PermissionDenied): "etcdserver: permission denied".</summary>
+    PermissionDenied,
+
+    /// <summary>etcd auth error (gRPC FailedPrecondition): "etcdserver: role is not granted to the user".</summary>
+    RoleNotGranted,
+
+    /// <summary>etcd auth error (gRPC FailedPrecondition): "etcdserver: permission is not granted to the role".</summary>
+    PermissionNotGranted,
+
+    /// <summary>etcd auth error (gRPC FailedPrecondition): "etcdserver: authentication is not enabled".</summary>
+    AuthNotEnabled,
+
+    /// <summary>etcd auth error (gRPC Unauthenticated): "etcdserver: invalid auth token".</summary>
+    InvalidAuthToken,
+
+    /// <summary>etcd auth error (gRPC InvalidArgument): "etcdserver: invalid auth management".</summary>
+    InvalidAuthMgmt,
+
+    /// <summary>etcd auth error (gRPC InvalidArgument): "etcdserver: revision of auth store is old".</summary>
+    AuthOldRevision,
+
+    /// <summary>etcd auth error (gRPC Unknown): "auth: authentication failed, password was given for no password user".</summary>
+    NoPasswordUser,
 }
 
 /// <summary>An etcd request error, with etcd's exact texts (clients match on them).</summary>
@@ -95,6 +146,23 @@ public sealed class StoreException : Exception
         StoreErrorCode.LeaseExists => "etcdserver: lease already exists",
         StoreErrorCode.LeaseTtlTooLarge => "etcdserver: too large lease TTL",
         StoreErrorCode.Corrupt => "etcdserver: corrupt cluster",
+        StoreErrorCode.RootUserNotExist => "etcdserver: root user does not exist",
+        StoreErrorCode.RootRoleNotExist => "etcdserver: root user does not have root role",
+        StoreErrorCode.UserAlreadyExist => "etcdserver: user name already exists",
+        StoreErrorCode.UserEmpty => "etcdserver: user name is empty",
+        StoreErrorCode.UserNotFound => "etcdserver: user name not found",
+        StoreErrorCode.RoleAlreadyExist => "etcdserver: role name already exists",
+        StoreErrorCode.RoleNotFound => "etcdserver: role name not found",
+        StoreErrorCode.RoleEmpty => "etcdserver: role name is empty",
+        StoreErrorCode.AuthFailed => "etcdserver: authentication failed, invalid user ID or password",
+        StoreErrorCode.PermissionDenied => "etcdserver: permission denied",
+        StoreErrorCode.RoleNotGranted => "etcdserver: role is not granted to the user",
+        StoreErrorCode.PermissionNotGranted => "etcdserver: permission is not granted to the role",
+        StoreErrorCode.AuthNotEnabled => "etcdserver: authentication is not enabled",
+        StoreErrorCode.InvalidAuthToken => "etcdserver: invalid auth token",
+        StoreErrorCode.InvalidAuthMgmt => "etcdserver: invalid auth management",
+        StoreErrorCode.AuthOldRevision => "etcdserver: revision of auth store is old",
+        StoreErrorCode.NoPasswordUser => "auth: authentication failed, password was given for no password user",
         _ => code.ToString(),
     };
 }

@@ -184,7 +184,7 @@ public sealed partial class MvccStore : IDisposable
 
     private void OpenEnvironment()
     {
-        _env = new LightningEnvironment(_path, new EnvironmentConfiguration { MapSize = _options.MapSizeBytes, MaxDatabases = 4, MaxReaders = 256 });
+        _env = new LightningEnvironment(_path, new EnvironmentConfiguration { MapSize = _options.MapSizeBytes, MaxDatabases = 8, MaxReaders = 256 });
 
         // NoMetaSync: each commit syncs its data pages; a crash can only undo the last commit, which the WAL replays.
         // NoSync (DeferSync): commits only write to the page cache; Flush syncs them (see MvccOptions.DeferSync).
@@ -195,6 +195,7 @@ public sealed partial class MvccStore : IDisposable
             _keyDb = tx.OpenDatabase("key", new DatabaseConfiguration { Flags = DatabaseOpenFlags.Create });
             _metaDb = tx.OpenDatabase("meta", new DatabaseConfiguration { Flags = DatabaseOpenFlags.Create });
             _leaseDb = tx.OpenDatabase("lease", new DatabaseConfiguration { Flags = DatabaseOpenFlags.Create });
+            _authDb = tx.OpenDatabase("auth", new DatabaseConfiguration { Flags = DatabaseOpenFlags.Create });
             tx.Commit().ThrowOnError();
         }
 
@@ -272,6 +273,7 @@ public sealed partial class MvccStore : IDisposable
         var alarm = tx.Get(_metaDb, NoSpaceAlarmKey).resultCode == MDBResultCode.Success;
         var corrupt = ReadU64Meta(tx, CorruptAlarmKey);
         RebuildLeases(tx, keyLeases);
+        RebuildAuth(tx);
         tx.Abort();
         _index = index;
         if (scheduled > compact)
@@ -477,7 +479,9 @@ public sealed partial class MvccStore : IDisposable
         return Read(view =>
         {
             var crc = 0u;
-            foreach (var (name, db) in new[] { ("key", _keyDb), ("lease", _leaseDb), ("meta", _metaDb) })
+            // The auth table counts once it holds something, so a store without auth hashes as before it existed.
+            var tables = _auth.IsEmpty ? new[] { ("key", _keyDb), ("lease", _leaseDb), ("meta", _metaDb) } : [("auth", _authDb), ("key", _keyDb), ("lease", _leaseDb), ("meta", _metaDb)];
+            foreach (var (name, db) in tables)
             {
                 crc = Crc32C.Append(crc, System.Text.Encoding.ASCII.GetBytes(name));
                 using var cursor = view.Tx.CreateCursor(db);
@@ -619,6 +623,7 @@ public sealed partial class MvccStore : IDisposable
             var tx = _env.BeginTransaction();
             var undo = new List<KeyIndex>();
             _leaseUndo.Clear();
+            _authWorking = _auth;
             var committed = false;
             _lock.EnterWriteLock();
             try
@@ -680,6 +685,7 @@ public sealed partial class MvccStore : IDisposable
                 _lock.ExitWriteLock();
                 tx.Commit().ThrowOnError();
                 committed = true;
+                _auth = _authWorking;
                 _state = new StoreState(current, compact, ci, term, alarm, corrupt);
                 Interlocked.Increment(ref _commits);
                 return results;
@@ -703,6 +709,7 @@ public sealed partial class MvccStore : IDisposable
                         }
 
                         UndoLeases(0);
+                        _authWorking = _auth;
                     }
                     finally
                     {
@@ -759,8 +766,8 @@ public sealed partial class MvccStore : IDisposable
     private object? ApplyOne(WriteContext ctx, object? request, ref bool alarm, ref ulong corrupt, ref long compact)
     {
         // etcd's corrupt applier: with the CORRUPT alarm active every write is refused (reads are served).
-        var isWrite = request is PutRequest or DeleteRangeRequest or CompactionRequest or LeaseGrantRequest or LeaseRevokeRequest
-            || (request is TxnRequest t && !TxnLogic.IsReadOnly(t));
+        var isWrite = (request is AuthorizedRequest wrapped ? wrapped.Request : request) is PutRequest or DeleteRangeRequest or CompactionRequest or LeaseGrantRequest or LeaseRevokeRequest
+            || ((request is AuthorizedRequest w ? w.Request : request) is TxnRequest t && !TxnLogic.IsReadOnly(t));
         if (corrupt != 0 && isWrite)
         {
             throw new StoreException(StoreErrorCode.Corrupt);
@@ -770,6 +777,10 @@ public sealed partial class MvccStore : IDisposable
         {
             case null:
                 return null;
+            case AuthorizedRequest authorized:
+                return ApplyAuthorized(ctx, authorized, ref alarm, ref corrupt, ref compact);
+            case AuthRequest auth:
+                return ApplyAuth(ctx, auth);
             case CorruptAlarmRequest ca:
                 corrupt = ca.Activate ? (corrupt == 0 ? ca.MemberId : corrupt) : 0;
                 if (corrupt != 0)
