@@ -89,6 +89,28 @@ public sealed class RaftNode
     }
 
     /// <summary>
+    /// The log a new cluster starts with: one committed entry per founding voter's <paramref name="changes"/> (AddNode), at
+    /// indexes 1..n in term 1. <see cref="Bootstrap"/> appends them; a tool that writes a new member's log itself (snapshot
+    /// restore) saves them with <c>HardState(1, 0, n)</c>, which a restarting node then applies like any committed entries.
+    /// </summary>
+    public static Entry[] BootstrapEntries(IReadOnlyList<ConfChange> changes)
+    {
+        ArgumentNullException.ThrowIfNull(changes);
+        var entries = new Entry[changes.Count];
+        for (var i = 0; i < changes.Count; i++)
+        {
+            if (changes[i].Type != ConfChangeType.AddNode)
+            {
+                throw new ArgumentException($"a founding member is added as a voter (AddNode), not {changes[i].Type}", nameof(changes));
+            }
+
+            entries[i] = new Entry((ulong)i + 1, 1, EntryType.ConfChange, changes[i].Encode());
+        }
+
+        return entries;
+    }
+
+    /// <summary>
     /// Starts a brand-new cluster on an empty log: appends AddNode conf-change entries for <paramref name="voters"/> at
     /// indexes 1..n in term 1, committed. They come out in the first Ready (persist, then apply with ApplyConfChange).
     /// Every founding member calls this with the same list. A node joining an existing cluster does not: it starts with
@@ -110,12 +132,7 @@ public sealed class RaftNode
         }
 
         _raft.BecomeFollower(1, 0);
-        var entries = new Entry[voters.Count];
-        for (var i = 0; i < voters.Count; i++)
-        {
-            entries[i] = new Entry((ulong)i + 1, 1, EntryType.ConfChange, new ConfChange(ConfChangeType.AddNode, voters[i]).Encode());
-        }
-
+        var entries = BootstrapEntries([.. voters.Select(v => new ConfChange(ConfChangeType.AddNode, v))]);
         _raft.Log.Append(entries);
         _raft.Log.CommitTo((ulong)entries.Length);
         foreach (var id in voters)

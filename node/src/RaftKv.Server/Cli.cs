@@ -27,6 +27,18 @@ internal static class Cli
             return 0;
         }
 
+        if (args.Count >= 2 && args[0] == "snapshot" && args[1] == "restore")
+        {
+            return SnapshotRestore.Run([.. args.Skip(2)], stdout, stderr);
+        }
+
+        if (args.Count >= 1 && args[0] == "snapshot")
+        {
+            stderr.WriteLine($"{ProgramName}: snapshot takes one command, restore: {ProgramName} snapshot restore FILE [flags] (see {ProgramName} snapshot restore --help); "
+                + "to take a snapshot use etcdctl snapshot save");
+            return ConfigError;
+        }
+
         if (args.Count == 1 && args[0] is "--help" or "-h" or "-help")
         {
             stdout.WriteLine(Usage);
@@ -110,6 +122,7 @@ internal static class Cli
     private const string Usage =
         """
         Usage: raftkv [flags]
+               raftkv snapshot restore FILE [flags]   (a new data dir from 'etcdctl snapshot save'; see its --help)
 
         A Raft key-value server that speaks the etcd v3 gRPC API. Flags are etcd's; each can also be
         given as an environment variable ETCD_<FLAG> (for example --initial-cluster as ETCD_INITIAL_CLUSTER).

@@ -86,6 +86,39 @@ internal sealed class TestCluster : IAsyncDisposable
     }
 
     /// <summary>
+    /// A new cluster of <paramref name="size"/> members whose data dirs are made by <c>raftkv snapshot restore</c> from
+    /// <paramref name="snapshotFile"/> (the command line, each with its own --name), then started as etcd's recovery guide
+    /// starts them: with their data dir and URLs but no --initial-cluster flags (the restored WAL says who they are).
+    /// </summary>
+    public static async Task<TestCluster> RestoreAsync(string snapshotFile, int size = 3)
+    {
+        var root = Directory.CreateTempSubdirectory("raftkv-test-");
+        var ports = FreePorts.Take(2 * size);
+        var cluster = new TestCluster(root, [.. Enumerable.Range(1, size).Select(i => $"r{i}")], ports[..size], ports[size..], "restored-" + root.Name) { _restored = true };
+        try
+        {
+            for (var i = 0; i < size; i++)
+            {
+                using var stdout = new StringWriter();
+                using var stderr = new StringWriter();
+                var code = Cli.Run(["snapshot", "restore", snapshotFile, "--name", cluster.Names[i], "--data-dir", cluster.DataDir(i),
+                    "--initial-cluster", cluster.InitialCluster, "--initial-cluster-token", cluster.Token,
+                    "--initial-advertise-peer-urls", $"http://127.0.0.1:{cluster.PeerPorts[i]}"], new Dictionary<string, string>(), stdout, stderr);
+                Assert.True(code == 0, $"raftkv snapshot restore exited {code}: {stdout}{stderr}");
+            }
+
+            await Task.WhenAll(Enumerable.Range(0, size).Select(i => cluster.StartMemberAsync(i, 100, 1000)));
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+
+        return cluster;
+    }
+
+    /// <summary>
     /// A cluster whose members all advertise a client URL on which nothing listens, as when client URLs are reachable only by
     /// clients (a load balancer, another network): what members hand to each other has to go over the peer URLs.
     /// </summary>
@@ -110,6 +143,7 @@ internal sealed class TestCluster : IAsyncDisposable
     private int _electionMs;
     private string[] _extraArgs = [];
     private long? _walSegmentBytes;
+    private bool _restored;
 
     /// <summary>The data dir of member <paramref name="i"/>.</summary>
     public string DataDir(int i) => Path.Combine(_root.FullName, Names[i]);
@@ -122,7 +156,13 @@ internal sealed class TestCluster : IAsyncDisposable
     {
         _heartbeatMs = heartbeatMs;
         _electionMs = electionMs;
-        var config = MemberConfigParser.Parse([.. Args(i, heartbeatMs, electionMs), .. _extraArgs], new Dictionary<string, string>());
+        string[] args = [.. Args(i, heartbeatMs, electionMs), .. _extraArgs];
+        if (_restored)
+        {
+            args = [.. args.Chunk(2).Where(pair => pair[0] is not ("--initial-cluster" or "--initial-cluster-token")).SelectMany(pair => pair)];
+        }
+
+        var config = MemberConfigParser.Parse(args, new Dictionary<string, string>());
         _hosts[i] = await MemberHost.StartAsync(config, new MemberHostOptions { EnableTestHooks = true, WalSegmentBytes = _walSegmentBytes }, CancellationToken.None);
     }
 

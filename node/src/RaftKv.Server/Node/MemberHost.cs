@@ -95,14 +95,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
             throw new MemberStartException($"cannot open the WAL in '{config.EffectiveWalDir}': {e.Message}", e);
         }
 
-        var initialMembers = config.InitialCluster
-            .Select(m =>
-            {
-                var member = new Member { Id = MemberIds.ComputeMemberId(m.PeerUrls.Select(MemberIds.UrlText), config.InitialClusterToken), Name = m.Name };
-                member.PeerUrls.AddRange(m.PeerUrls.Select(MemberIds.UrlText));
-                return member;
-            })
-            .ToList();
+        var initialMembers = InitialMembersOf(config);
         ulong memberId, clusterId;
         IReadOnlyList<ulong>? bootstrapVoters = null;
         Membership membership;
@@ -112,6 +105,13 @@ internal sealed partial class MemberHost : IAsyncDisposable
             memberId = known.MemberId;
             clusterId = known.ClusterId;
             membership = Membership.Load(memberDir) ?? new Membership(clusterId);
+            if (MemberIds.ComputeClusterId(initialMembers.Select(m => m.Id)) != clusterId)
+            {
+                // The flags describe another cluster (defaults, or a data dir made by snapshot restore with its own token): the
+                // members come from the log and the saved membership only, never from flags that name members it does not have.
+                initialMembers = [];
+            }
+
             LogRestart(logger, config.Name, memberId, clusterId);
         }
         else if (config.InitialClusterState == InitialClusterState.New)
@@ -588,6 +588,15 @@ internal sealed partial class MemberHost : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "--{Prefix}auto-tls: serving with the self-signed certificate {Thumbprint} (valid until {NotAfter:u}); other members' certificates are not verified")]
     private static partial void LogAutoTls(ILogger logger, string prefix, string thumbprint, DateTime notAfter);
+
+    /// <summary>The members <c>--initial-cluster</c> names, with the IDs etcd gives them (from their peer URLs and the cluster token).</summary>
+    internal static List<Member> InitialMembersOf(MemberConfig config) =>
+        [.. config.InitialCluster.Select(m =>
+        {
+            var member = new Member { Id = MemberIds.ComputeMemberId(m.PeerUrls.Select(MemberIds.UrlText), config.InitialClusterToken), Name = m.Name };
+            member.PeerUrls.AddRange(m.PeerUrls.Select(MemberIds.UrlText));
+            return member;
+        })];
 
     [LoggerMessage(Level = LogLevel.Information, Message = "member {Name} restarts as {MemberId:x} of cluster {ClusterId:x} from its WAL (--initial-cluster flags are ignored)")]
     private static partial void LogRestart(ILogger logger, string name, ulong memberId, ulong clusterId);

@@ -1014,6 +1014,47 @@ public sealed partial class MvccStore : IDisposable
     }
 
     /// <summary>
+    /// Makes a store file (a snapshot of another cluster's store) the start of a new cluster's: forgets the Raft position it
+    /// holds (consistent index and term become 0), so the new cluster's log, which starts again at index 1, is applied to it.
+    /// Keys, revisions, compaction, leases and alarms stay, as etcd's snapshot restore keeps them.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not a readable store.</exception>
+    public static void ResetPosition(string path)
+    {
+        LmdbLibrary.EnsureResolver();
+        try
+        {
+            using var env = new LightningEnvironment(path, new EnvironmentConfiguration
+            {
+                MaxDatabases = 8,
+                MaxReaders = 4,
+                MapSize = Math.Max(new FileInfo(path).Length * 2, 64L << 20),
+            });
+            env.Open(EnvironmentOpenFlags.NoSubDir | EnvironmentOpenFlags.NoLock);
+            using (var tx = env.BeginTransaction())
+            {
+                using var meta = tx.OpenDatabase("meta");
+                foreach (var key in new[] { ConsistentIndexKey, TermKey })
+                {
+                    var rc = tx.Delete(meta, key);
+                    if (rc is not (MDBResultCode.Success or MDBResultCode.NotFound))
+                    {
+                        rc.ThrowOnError();
+                    }
+                }
+
+                tx.Commit().ThrowOnError();
+            }
+
+            env.Flush(force: true).ThrowOnError();
+        }
+        catch (LightningException e)
+        {
+            throw new InvalidDataException($"'{path}' is not a readable store file: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
     /// Replaces the whole store with the store file at <paramref name="path"/> (a snapshot received from the leader, written by
     /// <see cref="CopyTo"/>): closes the environment, renames the file over the store's, reopens and rebuilds the key index.
     /// The file is moved, not copied.
