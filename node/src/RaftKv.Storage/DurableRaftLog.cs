@@ -45,15 +45,16 @@ public sealed class DurableRaftLog : IRaftLogStorage, IDisposable
     public static string SnapDirectory(string dataDir) => Path.Combine(dataDir, "member", "snap");
 
     /// <summary>
-    /// Opens the member's log in <paramref name="dataDir"/>, creating an empty one owned by <paramref name="identity"/> on first start.
+    /// Opens the member's log in <paramref name="dataDir"/> (the WAL in <paramref name="walDir"/> when given, etcd's --wal-dir),
+    /// creating an empty one owned by <paramref name="identity"/> on first start.
     /// Refuses a data dir of another cluster or member and a damaged WAL (see <see cref="WriteAheadLog.Open"/>).
     /// </summary>
     public static DurableRaftLog Open(string dataDir, WalMetadata identity, WalOptions? options = null, ILogger? logger = null,
-        int maxSnapshots = Snapshotter.DefaultKeep)
+        int maxSnapshots = Snapshotter.DefaultKeep, string? walDir = null)
     {
         options ??= new WalOptions();
         logger ??= NullLogger.Instance;
-        var walDir = WalDirectory(dataDir);
+        walDir ??= WalDirectory(dataDir);
         var snapshotter = new Snapshotter(SnapDirectory(dataDir), logger, options.FileSystem) { Keep = maxSnapshots };
         if (!WriteAheadLog.Exists(walDir, options.FileSystem))
         {

@@ -28,7 +28,7 @@ internal sealed class DurableMemberLog : IMemberLog
     /// <remarks><paramref name="faults"/> (tests only) can make every save slower, as a slow disk would; <paramref name="segmentBytes"/>
     /// (tests only) sets the WAL segment size; <paramref name="maxSnapshots"/> is --max-snapshots (0 keeps every snap file).</remarks>
     public static DurableMemberLog Open(string dataDir, ulong clusterId, ulong memberId, Action<TimeSpan> onSync, DiskFaults faults, ILogger logger,
-        long? segmentBytes = null, int maxSnapshots = Snapshotter.DefaultKeep)
+        long? segmentBytes = null, int maxSnapshots = Snapshotter.DefaultKeep, string? walDir = null)
     {
         var options = new WalOptions { SyncObserver = onSync };
         if (segmentBytes is { } bytes)
@@ -36,13 +36,12 @@ internal sealed class DurableMemberLog : IMemberLog
             options.SegmentSizeBytes = bytes;
         }
 
-        return new(DurableRaftLog.Open(dataDir, new WalMetadata(clusterId, memberId), options, logger, maxSnapshots), faults);
+        return new(DurableRaftLog.Open(dataDir, new WalMetadata(clusterId, memberId), options, logger, maxSnapshots, walDir), faults);
     }
 
-    /// <summary>The owner recorded in an existing WAL, or null when the data dir has none.</summary>
-    public static WalMetadata? ReadIdentity(string dataDir)
+    /// <summary>The owner recorded in an existing WAL in <paramref name="walDir"/>, or null when there is none.</summary>
+    public static WalMetadata? ReadIdentity(string walDir)
     {
-        var walDir = DurableRaftLog.WalDirectory(dataDir);
         if (!WriteAheadLog.Exists(walDir))
         {
             return null;

@@ -15,6 +15,7 @@ using RaftKv.Server.Kv;
 using RaftKv.Server.Leases;
 using RaftKv.Server.Observability;
 using RaftKv.Server.Peers;
+using RaftKv.Storage;
 using RaftKv.Storage.Mvcc;
 using RaftKv.Storage.Wal;
 using Wire = RaftKv.Protocol.Peer;
@@ -88,7 +89,14 @@ internal sealed partial class MemberHost : IAsyncDisposable
         WalMetadata? identity;
         try
         {
-            identity = DurableMemberLog.ReadIdentity(config.DataDir);
+            identity = DurableMemberLog.ReadIdentity(config.EffectiveWalDir);
+            if (identity is null && config.WalDir is not null && DurableMemberLog.ReadIdentity(DurableRaftLog.WalDirectory(config.DataDir)) is not null)
+            {
+                // Before --wal-dir was honoured the WAL stayed in the data dir: starting on the empty --wal-dir would found a new member.
+                throw new MemberStartException(
+                    $"--wal-dir '{config.WalDir}' holds no WAL but '{DurableRaftLog.WalDirectory(config.DataDir)}' does (earlier raftkv versions kept the WAL " +
+                    $"in the data dir whatever --wal-dir said): move it there (mv {DurableRaftLog.WalDirectory(config.DataDir)}/* {config.WalDir}/) or drop --wal-dir");
+            }
         }
         catch (Exception e) when (e is IOException or WalCorruptException)
         {
@@ -160,7 +168,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
             {
                 walFsync.Record(elapsed);
                 metrics.WalFsync.Observe(elapsed.TotalSeconds);
-            }, diskFaults, loggers.CreateLogger("raftkv.wal"), options.WalSegmentBytes, (int)config.MaxSnapshots);
+            }, diskFaults, loggers.CreateLogger("raftkv.wal"), options.WalSegmentBytes, (int)config.MaxSnapshots, config.EffectiveWalDir);
         }
         catch (Exception e) when (e is IOException or WalCorruptException or WalIdentityMismatchException)
         {

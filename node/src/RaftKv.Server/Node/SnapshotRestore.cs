@@ -21,7 +21,7 @@ internal static class SnapshotRestore
     /// <summary>The flags restore takes (etcdctl's, less the ones about the old cluster's hash layout).</summary>
     public static IReadOnlySet<string> Flags { get; } = new HashSet<string>(StringComparer.Ordinal)
     {
-        "name", "data-dir", "initial-cluster", "initial-cluster-token", "initial-advertise-peer-urls",
+        "name", "data-dir", "wal-dir", "initial-cluster", "initial-cluster-token", "initial-advertise-peer-urls",
     };
 
     public const string SkipHashCheckFlag = "skip-hash-check";
@@ -36,6 +36,7 @@ internal static class SnapshotRestore
 
           --name                         this member's name (default "default")
           --data-dir                     the data dir to create; must not exist or be empty (default "NAME.etcd")
+          --wal-dir                      a dedicated WAL directory to create (default DATA_DIR/member/wal); start the member with it too
           --initial-cluster              the new cluster's members, NAME=PEER_URL,... (default "default=http://localhost:2380")
           --initial-cluster-token        the new cluster's token (default "etcd-cluster")
           --initial-advertise-peer-urls  this member's peer URLs, as listed in --initial-cluster (default "http://localhost:2380")
@@ -112,15 +113,19 @@ internal static class SnapshotRestore
     /// <exception cref="SnapshotRestoreException">The file or the data dir cannot be used; the message says why and what to do.</exception>
     public static Result Restore(string file, MemberConfig config, bool skipHashCheck)
     {
-        if (Directory.Exists(config.DataDir) && Directory.EnumerateFileSystemEntries(config.DataDir).Any())
+        foreach (var (flag, dir) in new[] { ("data-dir", config.DataDir), ("wal-dir", config.WalDir) })
         {
-            throw new SnapshotRestoreException($"data-dir \"{config.DataDir}\" exists and is not empty: restore into a new directory (a member's data is never overwritten)");
+            if (dir is not null && Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
+            {
+                throw new SnapshotRestoreException($"{flag} \"{dir}\" exists and is not empty: restore into a new directory (a member's data is never overwritten)");
+            }
         }
 
         var members = MemberHost.InitialMembersOf(config);
         var self = members.Single(m => m.Name == config.Name);
         var clusterId = MemberIds.ComputeClusterId(members.Select(m => m.Id));
         var created = !Directory.Exists(config.DataDir);
+        var walCreated = config.WalDir is not null && !Directory.Exists(config.WalDir);
         try
         {
             var snapDir = Path.Combine(config.DataDir, "member", "snap");
@@ -143,7 +148,8 @@ internal static class SnapshotRestore
                 revision = store.CurrentRevision;
             }
 
-            using var log = DurableMemberLog.Open(config.DataDir, clusterId, self.Id, _ => { }, new DiskFaults(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+            using var log = DurableMemberLog.Open(config.DataDir, clusterId, self.Id, _ => { }, new DiskFaults(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance,
+                walDir: config.EffectiveWalDir);
             var changes = members.OrderBy(m => m.Id)
                 .Select(m => new ConfChange(ConfChangeType.AddNode, m.Id, new ConfChangeContext { Member = m }.ToByteArray()))
                 .ToList();
@@ -152,6 +158,11 @@ internal static class SnapshotRestore
         }
         catch
         {
+            if (walCreated)
+            {
+                TryDelete(config.WalDir!);
+            }
+
             if (created)
             {
                 TryDelete(config.DataDir);
