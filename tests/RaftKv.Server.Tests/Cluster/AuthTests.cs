@@ -135,6 +135,35 @@ public sealed class AuthTests
     }
 
     [Fact]
+    public async Task With_client_cert_auth_the_certificates_common_name_is_the_user_when_no_token_is_given()
+    {
+        using var certs = new TestCertificates();
+        string[] tls =
+        [
+            "--cert-file", certs.ServerCert, "--key-file", certs.ServerKey, "--trusted-ca-file", certs.CaCert, "--client-cert-auth",
+            "--peer-cert-file", certs.ServerCert, "--peer-key-file", certs.ServerKey, "--peer-trusted-ca-file", certs.CaCert, "--bcrypt-cost", "4",
+        ];
+        await using var cluster = await TestCluster.StartAsync(size: 1, extraArgs: tls, scheme: "https");
+        await cluster.WaitForLeaderAsync();
+        var endpoint = "https://" + cluster.Endpoint(0);
+        string[] asClient = ["--cacert", certs.CaCert, "--cert", certs.ClientCert, "--key", certs.ClientKey]; // CN "client"
+        await Etcdctl.OkAsync(endpoint, [.. asClient, "user", "add", "root:pw"]);
+        await Etcdctl.OkAsync(endpoint, [.. asClient, "user", "grant-role", "root", "root"]);
+        await Etcdctl.OkAsync(endpoint, [.. asClient, "role", "add", "r"]);
+        await Etcdctl.OkAsync(endpoint, [.. asClient, "role", "grant-permission", "r", "readwrite", "/a/", "--prefix"]);
+        await Etcdctl.OkAsync(endpoint, [.. asClient, "user", "add", "client", "--no-password"]);
+        await Etcdctl.OkAsync(endpoint, [.. asClient, "user", "grant-role", "client", "r"]);
+        await Etcdctl.OkAsync(endpoint, [.. asClient, "auth", "enable"]);
+
+        Assert.Equal("OK\n", await Etcdctl.OkAsync(endpoint, [.. asClient, "put", "/a/x", "1"]));
+        Assert.Equal("Error: etcdserver: permission denied", await Etcdctl.FailsAsync(endpoint, [.. asClient, "put", "/b", "1"]));
+        Assert.Equal("Error: etcdserver: permission denied", await Etcdctl.FailsAsync(endpoint, [.. asClient, "user", "list"]));
+        Assert.Equal("OK\n", await Etcdctl.OkAsync(endpoint, [.. asClient, .. Root, "put", "/b", "1"])); // a token wins over the certificate
+        var noPassword = await Etcdctl.FailsAsync(endpoint, [.. asClient, "--user", "client:x", "get", "/a/x"]);
+        Assert.Contains("auth: authentication failed, password was given for no password user", noPassword, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Simple_tokens_expire_after_the_ttl_since_their_last_use()
     {
         var time = new FakeTimeProvider(DateTimeOffset.Parse("2026-01-01T00:00:00Z", CultureInfo.InvariantCulture));

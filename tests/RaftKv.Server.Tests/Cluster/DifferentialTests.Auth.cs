@@ -11,7 +11,7 @@ public sealed partial class DifferentialTests
         ["user", "add", "root:pw"], ["user", "add", "root:pw"], ["role", "add", "r"], ["role", "add", "r"], ["role", "add", "root"],
         ["role", "grant-permission", "r", "readwrite", "/a/", "--prefix"], ["role", "grant-permission", "r", "read", "/k"],
         ["role", "grant-permission", "r", "write", "/z", "--from-key"], ["role", "grant-permission", "nope", "read", "/k"],
-        ["user", "add", "alice:pw"], ["user", "grant-role", "alice", "r"], ["user", "grant-role", "alice", "nope"], ["user", "grant-role", "bob", "r"],
+        ["user", "add", "alice:pw"], ["user", "grant-role", "alice", "r"], ["user", "grant-role", "alice", "nope"], ["user", "grant-role", "bob", "r"], ["user", "add", "nopw", "--no-password"],
         ["auth", "enable"], // root has no root role yet: etcdctl adds the role, which exists
         ["user", "grant-role", "root", "root"], ["auth", "enable"],
         ["auth", "enable"], // now without credentials
@@ -20,6 +20,8 @@ public sealed partial class DifferentialTests
         [.. Alice, "txn", "<value(\"/a/x\") = \"1\"\n\nput /a/y 2\n\nget /a/x\n\n"],
         [.. Alice, "txn", "<value(\"/a/x\") = \"1\"\n\nput /a/y 3\n\nget /b\n\n"], [.. Alice, "txn", "<value(\"/b\") = \"1\"\n\nget /a/x\n\n\n"],
         [.. Alice, "del", "/a/x", "--prev-kv"], [.. Alice, "compact", "2"],
+        [.. Root, "lease", "grant", "60"], [.. Root, "put", "/b", "v", "--lease={L1}"], [.. Alice, "put", "/a/l", "v", "--lease={L1}"],
+        [.. Alice, "lease", "revoke", "{L1}"], [.. Root, "lease", "revoke", "{L1}"], ["--user", "nopw:x", "get", "/a/x"],
         ["--user", "alice:bad", "get", "/a/x"], ["--user", "bob:pw", "get", "/a/x"], ["get", "/a/x"], ["put", "/a/x", "1"],
         [.. Root, "role", "get", "r"], [.. Root, "role", "get", "nope"], [.. Root, "user", "get", "alice"], [.. Root, "user", "get", "bob"],
         [.. Root, "user", "list"], [.. Root, "role", "list"], [.. Alice, "user", "get", "alice"], [.. Alice, "role", "get", "r"],
@@ -52,6 +54,8 @@ public sealed partial class DifferentialTests
             "KV Read:\n\t[/a/, /a0) (prefix /a/)\n\t/k\nKV Write:\n\t[/a/, /a0) (prefix /a/)\n\t[/z, <open ended>", "Error: etcdserver: invalid auth management",
             "Error: rpc error: code = Unknown desc = auth: permission denied", "Password updated", "Authentication Disabled", "Error: etcdserver: user name already exists",
             "Error: etcdserver: role is not granted to the user", "Error: etcdserver: permission is not granted to the role",
+            "$ etcdctl --user alice:pw lease revoke LEASE1\nError: failed to revoke lease (etcdserver: permission denied)", "$ etcdctl --user root:pw lease revoke LEASE1\nlease LEASE1 revoked",
+            "$ etcdctl --user alice:pw put /a/l v --lease=LEASE1\nError: etcdserver: permission denied", "password was given for no password user",
         })
         {
             Assert.True(raftkvOutput.Contains(line, StringComparison.Ordinal), $"'{line}' not in the output:\n{raftkvOutput}");
