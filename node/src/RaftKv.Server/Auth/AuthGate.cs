@@ -36,7 +36,7 @@ internal sealed class AuthGate
     public S.AuthState State => _kv.Store.Auth;
 
     /// <summary>etcd's AuthInfoFromCtx (then AuthInfoFromTLS): null when the call carries no credentials.</summary>
-    public async Task<Caller?> IdentifyAsync(ServerCallContext context)
+    public async ValueTask<Caller?> IdentifyAsync(ServerCallContext context)
     {
         var token = context.RequestHeaders.GetValue("token") ?? context.RequestHeaders.GetValue("authorization");
         if (token is not null)
@@ -68,7 +68,7 @@ internal sealed class AuthGate
     }
 
     /// <summary>Identifies the caller and stamps a request to propose with it (checked when applied).</summary>
-    public async Task<InternalRequest> StampAsync(InternalRequest request, ServerCallContext context)
+    public async ValueTask<InternalRequest> StampAsync(InternalRequest request, ServerCallContext context)
     {
         var caller = await IdentifyAsync(context).ConfigureAwait(false);
         request.Auth = new RequestAuth { Username = caller?.User ?? "", AuthRevision = caller?.Revision ?? 0 };
@@ -76,7 +76,7 @@ internal sealed class AuthGate
     }
 
     /// <summary>etcd's IsRangePermitted for a read served here; returns the caller for <see cref="EnsureCurrent"/>.</summary>
-    public async Task<Caller?> CheckReadAsync(ServerCallContext context, ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> rangeEnd)
+    public async ValueTask<Caller?> CheckReadAsync(ServerCallContext context, ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> rangeEnd)
     {
         var caller = await IdentifyAsync(context).ConfigureAwait(false);
         Throw(State.CheckOp(caller?.User ?? "", caller?.Revision ?? 0, key.Span, rangeEnd.Span, write: false));
@@ -84,7 +84,7 @@ internal sealed class AuthGate
     }
 
     /// <summary>Read checks of a read-only txn: every compare and every range (nested txns too).</summary>
-    public async Task<Caller?> CheckReadTxnAsync(ServerCallContext context, RaftKv.Protocol.Etcd.TxnRequest txn)
+    public async ValueTask<Caller?> CheckReadTxnAsync(ServerCallContext context, RaftKv.Protocol.Etcd.TxnRequest txn)
     {
         var caller = await IdentifyAsync(context).ConfigureAwait(false);
         var state = State;
