@@ -76,6 +76,15 @@ public sealed class AuthTests
         await watch.RequestStream.CompleteAsync();
         watch.Dispose();
 
+        // Passwords are hashed before they go through Raft: no data dir holds one (WAL, store, snapshots).
+        const string secret = "Sup3r-S3cret-Passw0rd";
+        await Etcdctl.OkAsync(cluster.Endpoint(2), [.. Root, "user", "add", "carol:" + secret]);
+        await Eventually.TrueAsync(() => Enumerable.Range(0, 3).All(i => cluster.Host(i).Member.AppliedIndex >= cluster.Host(2).Member.AppliedIndex), cluster.Describe);
+        var holding = Enumerable.Range(0, 3).SelectMany(i => Directory.EnumerateFiles(cluster.DataDir(i), "*", SearchOption.AllDirectories))
+            .Where(f => System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(f)).Contains(secret, StringComparison.Ordinal)).ToList();
+        Assert.True(holding.Count == 0, $"files holding the password: {string.Join(", ", holding)}");
+        Assert.Equal("User: carol\nRoles:\n", await Etcdctl.OkAsync(cluster.Endpoint(0), [.. Root, "user", "get", "carol"]));
+
         // Revoked through member 1: the next write and read with the same token on member 2 are refused.
         await Etcdctl.OkAsync(cluster.Endpoint(1), [.. Root, "role", "revoke-permission", "r", "/a/", "--prefix"]);
         var afterRevoke = await Assert.ThrowsAsync<RpcException>(async () => await kv2.PutAsync(Put("/a/2", "v"), WithToken(token)));
