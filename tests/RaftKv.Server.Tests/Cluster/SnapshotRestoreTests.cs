@@ -53,6 +53,30 @@ public sealed class SnapshotRestoreTests : IDisposable
         Assert.Equal("restore", (await Etcdctl.OkAsync(restored.Endpoint(0), "get", "after", "--print-value-only", "--consistency=l")).Trim());
     }
 
+    [Fact]
+    public async Task A_new_member_started_with_restore_snapshot_restores_it_first_and_ignores_it_once_it_has_a_wal()
+    {
+        var snapshot = Path.Combine(_dir.FullName, "snap.db");
+        await using (var source = await TestCluster.StartAsync(size: 1))
+        {
+            await source.WaitForLeaderAsync();
+            await Etcdctl.OkAsync(source.Endpoint(0), "put", "carried", "over");
+            await Etcdctl.OkAsync(source.Endpoint(0), "snapshot", "save", snapshot);
+        }
+
+        await using var cluster = await TestCluster.StartAsync(size: 1, extraArgs: ["--restore-snapshot", snapshot]);
+        await cluster.WaitForLeaderAsync();
+        Assert.Equal("over", (await Etcdctl.OkAsync(cluster.Endpoint(0), "get", "carried", "--print-value-only")).Trim());
+        await Etcdctl.OkAsync(cluster.Endpoint(0), "put", "written", "after");
+
+        // A restart has a WAL: the file is not restored again over what was written since.
+        await cluster.StopMemberAsync(0);
+        await cluster.RestartAllAsync();
+        await cluster.WaitForLeaderAsync();
+        Assert.Equal("after", (await Etcdctl.OkAsync(cluster.Endpoint(0), "get", "written", "--print-value-only", "--consistency=l")).Trim());
+        Assert.False(Directory.Exists(Path.Combine(cluster.DataDir(0), ".restoring")), "the staging directory was left behind");
+    }
+
     public static TheoryData<string, string, string> Refusals => new()
     {
         { "damaged", "", "is damaged: expected sha256" },

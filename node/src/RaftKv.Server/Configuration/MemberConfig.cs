@@ -37,6 +37,9 @@ internal sealed record MemberConfig
     public string Name { get; init; } = "default";
     public string DataDir { get; init; } = "default.etcd";
     public string? WalDir { get; init; }
+
+    /// <summary>--restore-snapshot (raftkv only): restore this file into the data dir on a new member's first start.</summary>
+    public string? RestoreSnapshot { get; init; }
     public IReadOnlyList<Uri> ListenClientUrls { get; init; } = [new("http://localhost:2379")];
     public IReadOnlyList<Uri> AdvertiseClientUrls { get; init; } = [new("http://localhost:2379")];
     public IReadOnlyList<Uri> ListenPeerUrls { get; init; } = [new("http://localhost:2380")];

@@ -43,6 +43,8 @@ internal static class MemberConfigParser
             (c, v) => c with { CorruptCheckTime = Duration("experimental-corrupt-check-time", v) }),
         new("peer-wire", "raftkv only: send Raft messages to peers on the peer wire (default true); false sends them on gRPC streams, as older raftkv versions do. Members accept both either way.",
             (c, v) => c with { PeerWire = Bool("peer-wire", v) }, IsBool: true),
+        new("restore-snapshot", "raftkv only: a snapshot file (etcdctl snapshot save of a raftkv member) that a new member with no WAL yet and --initial-cluster-state new restores into its data dir first, as 'raftkv snapshot restore' would; ignored once it has a WAL.",
+            (c, v) => c with { RestoreSnapshot = v }),
         new("log-level", "Log level: debug, info, warn or error.", (c, v) => c with { LogLevel = ParseLogLevel(v) }),
         new("cert-file", "Path to the client server TLS cert file.", (c, v) => c with { ClientTls = c.ClientTls with { CertFile = v } }),
         new("key-file", "Path to the client server TLS key file.", (c, v) => c with { ClientTls = c.ClientTls with { KeyFile = v } }),

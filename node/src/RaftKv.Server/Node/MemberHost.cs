@@ -103,6 +103,20 @@ internal sealed partial class MemberHost : IAsyncDisposable
             throw new MemberStartException($"cannot open the WAL in '{config.EffectiveWalDir}': {e.Message}", e);
         }
 
+        if (identity is null && config.RestoreSnapshot is { } restoreFrom && config.InitialClusterState == InitialClusterState.New)
+        {
+            try
+            {
+                var restored = SnapshotRestore.Restore(restoreFrom, config, skipHashCheck: false, onVolume: true);
+                LogRestored(logger, restoreFrom, restored.Revision, config.Name, restored.MemberId, restored.ClusterId);
+                identity = DurableMemberLog.ReadIdentity(config.EffectiveWalDir);
+            }
+            catch (Exception e) when (e is SnapshotRestoreException or IOException or UnauthorizedAccessException)
+            {
+                throw new MemberStartException($"cannot restore --restore-snapshot {restoreFrom}: {e.Message}", e);
+            }
+        }
+
         var initialMembers = InitialMembersOf(config);
         ulong memberId, clusterId;
         IReadOnlyList<ulong>? bootstrapVoters = null;
@@ -605,6 +619,9 @@ internal sealed partial class MemberHost : IAsyncDisposable
             member.PeerUrls.AddRange(m.PeerUrls.Select(MemberIds.UrlText));
             return member;
         })];
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "restored snapshot {File} (revision {Revision}) into the data dir of member {Name} ({MemberId:x}) of the new cluster {ClusterId:x}")]
+    private static partial void LogRestored(ILogger logger, string file, long revision, string name, ulong memberId, ulong clusterId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "member {Name} restarts as {MemberId:x} of cluster {ClusterId:x} from its WAL (--initial-cluster flags are ignored)")]
     private static partial void LogRestart(ILogger logger, string name, ulong memberId, ulong clusterId);

@@ -5,6 +5,7 @@ using RaftKv.Raft;
 using RaftKv.Server.Cluster;
 using RaftKv.Server.Configuration;
 using RaftKv.Storage.Mvcc;
+using Wal = RaftKv.Storage.Wal;
 
 namespace RaftKv.Server.Node;
 
@@ -109,16 +110,24 @@ internal static class SnapshotRestore
     /// <summary>What a restore made.</summary>
     public sealed record Result(ulong ClusterId, ulong MemberId, long Revision);
 
-    /// <summary>Makes <paramref name="config"/>'s data dir from <paramref name="file"/>; on any failure nothing is left behind.</summary>
+    /// <summary>
+    /// Makes <paramref name="config"/>'s data dir from <paramref name="file"/>; on any failure nothing is left behind. The
+    /// member directory is made beside it (<c>DATA_DIR/.restoring</c>) and moved into place whole, so a restore cut short
+    /// leaves no half-made member. <paramref name="onVolume"/>: the data dir is a mounted volume that may hold entries of its
+    /// own (lost+found); only a member's data (<c>DATA_DIR/member</c>) is refused then, instead of any entry.
+    /// </summary>
     /// <exception cref="SnapshotRestoreException">The file or the data dir cannot be used; the message says why and what to do.</exception>
-    public static Result Restore(string file, MemberConfig config, bool skipHashCheck)
+    public static Result Restore(string file, MemberConfig config, bool skipHashCheck, bool onVolume = false)
     {
-        foreach (var (flag, dir) in new[] { ("data-dir", config.DataDir), ("wal-dir", config.WalDir) })
+        var memberDir = Path.Combine(config.DataDir, "member");
+        if (onVolume ? Directory.Exists(memberDir) : Directory.Exists(config.DataDir) && Directory.EnumerateFileSystemEntries(config.DataDir).Any())
         {
-            if (dir is not null && Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
-            {
-                throw new SnapshotRestoreException($"{flag} \"{dir}\" exists and is not empty: restore into a new directory (a member's data is never overwritten)");
-            }
+            throw new SnapshotRestoreException($"data-dir \"{config.DataDir}\" exists and is not empty: restore into a new directory (a member's data is never overwritten)");
+        }
+
+        if (config.WalDir is { } walDirGiven && Directory.Exists(walDirGiven) && Directory.EnumerateFileSystemEntries(walDirGiven).Any())
+        {
+            throw new SnapshotRestoreException($"wal-dir \"{walDirGiven}\" exists and is not empty: restore into a new directory (a member's data is never overwritten)");
         }
 
         var members = MemberHost.InitialMembersOf(config);
@@ -126,9 +135,11 @@ internal static class SnapshotRestore
         var clusterId = MemberIds.ComputeClusterId(members.Select(m => m.Id));
         var created = !Directory.Exists(config.DataDir);
         var walCreated = config.WalDir is not null && !Directory.Exists(config.WalDir);
+        var staging = Path.Combine(config.DataDir, ".restoring");
         try
         {
-            var snapDir = Path.Combine(config.DataDir, "member", "snap");
+            TryDelete(staging); // left by a restore that was cut short
+            var snapDir = Path.Combine(staging, "member", "snap");
             Directory.CreateDirectory(snapDir);
             var db = Path.Combine(snapDir, "db");
             CopyVerified(file, db, skipHashCheck);
@@ -148,16 +159,26 @@ internal static class SnapshotRestore
                 revision = store.CurrentRevision;
             }
 
-            using var log = DurableMemberLog.Open(config.DataDir, clusterId, self.Id, _ => { }, new DiskFaults(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance,
-                walDir: config.EffectiveWalDir);
-            var changes = members.OrderBy(m => m.Id)
-                .Select(m => new ConfChange(ConfChangeType.AddNode, m.Id, new ConfChangeContext { Member = m }.ToByteArray()))
-                .ToList();
-            log.SaveAsync(RaftNode.BootstrapEntries(changes), new HardState(1, 0, (ulong)changes.Count), CancellationToken.None).GetAwaiter().GetResult();
+            // The WAL founds the member: written last where it can be (inside the member directory, moved into place whole),
+            // and with --wal-dir (maybe another disk, where a move cannot go) right after the store is in place.
+            if (config.WalDir is null)
+            {
+                WriteFoundingLog(staging, null, clusterId, self.Id, members);
+            }
+
+            Directory.Move(Path.Combine(staging, "member"), memberDir);
+            Wal.OsFileSystem.Instance.SyncDirectory(config.DataDir);
+            Directory.Delete(staging, recursive: true);
+            if (config.WalDir is not null)
+            {
+                WriteFoundingLog(config.DataDir, config.WalDir, clusterId, self.Id, members);
+            }
+
             return new Result(clusterId, self.Id, revision);
         }
         catch
         {
+            TryDelete(staging);
             if (walCreated)
             {
                 TryDelete(config.WalDir!);
@@ -167,16 +188,20 @@ internal static class SnapshotRestore
             {
                 TryDelete(config.DataDir);
             }
-            else
-            {
-                foreach (var entry in Directory.EnumerateFileSystemEntries(config.DataDir))
-                {
-                    TryDelete(entry);
-                }
-            }
 
             throw;
         }
+    }
+
+    /// <summary>The new cluster's first entries, one per member with its name and URLs, committed in term 1.</summary>
+    private static void WriteFoundingLog(string dataDir, string? walDir, ulong clusterId, ulong memberId, List<Member> members)
+    {
+        using var log = DurableMemberLog.Open(dataDir, clusterId, memberId, _ => { }, new DiskFaults(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance,
+            walDir: walDir);
+        var changes = members.OrderBy(m => m.Id)
+            .Select(m => new ConfChange(ConfChangeType.AddNode, m.Id, new ConfChangeContext { Member = m }.ToByteArray()))
+            .ToList();
+        log.SaveAsync(RaftNode.BootstrapEntries(changes), new HardState(1, 0, (ulong)changes.Count), CancellationToken.None).GetAwaiter().GetResult();
     }
 
     /// <summary>
