@@ -86,6 +86,24 @@ public sealed class KubectlTests(LocalKubeFixture kube) : IClassFixture<LocalKub
     }
 
     [Fact]
+    public async Task Server_side_apply_removes_list_items_and_args_the_manager_dropped()
+    {
+        var ns = await kube.NewNamespace("ssa-lists");
+        static string Set(string extraVolume, string extraMount, string extraArg) =>
+            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: s\nspec:\n  serviceName: s\n  replicas: 0\n  selector: {matchLabels: {app: s}}\n"
+            + "  template:\n    metadata: {labels: {app: s}}\n    spec:\n      containers:\n      - name: c\n        image: raftkv\n"
+            + $"        args: [\"--a\"{extraArg}]\n        volumeMounts:\n        - {{name: tmp, mountPath: /tmp}}\n{extraMount}"
+            + $"      volumes:\n      - {{name: tmp, emptyDir: {{}}}}\n{extraVolume}";
+        await kube.KubectlOkIn(Set("      - {name: restore, persistentVolumeClaim: {claimName: backups, readOnly: true}}\n",
+            "        - {name: restore, mountPath: /restore, readOnly: true}\n", ", \"--restore\""), "-n", ns, "apply", "--server-side", "-f", "-");
+        await kube.KubectlOkIn(Set("", "", ""), "-n", ns, "apply", "--server-side", "-f", "-");
+
+        var seen = await kube.KubectlOk("-n", ns, "get", "statefulset", "s", "-o",
+            "jsonpath={.spec.template.spec.volumes[*].name} | {.spec.template.spec.containers[0].volumeMounts[*].name} | {.spec.template.spec.containers[0].args}");
+        Assert.Equal("tmp | tmp | [\"--a\"]", seen);
+    }
+
+    [Fact]
     public async Task Label_patch_scale_and_delete()
     {
         var ns = await kube.NewNamespace("edit");

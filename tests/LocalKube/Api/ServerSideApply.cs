@@ -165,7 +165,9 @@ internal static class ServerSideApply
         if (mine?["fieldsV1"] is JsonObject previous && current is not null)
         {
             var othersKeys = others.SelectMany(o => Leaves(o["fieldsV1"] as JsonObject)).Select(Key).ToHashSet();
-            foreach (var leaf in Leaves(previous).OrderByDescending(l => l.Count))
+            // Whole list elements first, while their merge key is still there to find them by; then single fields (those
+            // inside an element already removed find nothing and are skipped).
+            foreach (var leaf in Leaves(previous).OrderBy(l => l[^1] == "." ? 0 : 1).ThenByDescending(l => l.Count))
             {
                 if (!newKeys.Contains(Key(leaf)) && !othersKeys.Contains(Key(leaf)))
                 {

@@ -153,4 +153,17 @@ public sealed class RaftClusterValidatorTests
         Assert.Equal(RaftClusterTls.ImmutableRuleMessage, Assert.Single(RaftClusterValidator.ValidateUpdate(peerTls, plain)).Message);
         Assert.Empty(RaftClusterValidator.ValidateUpdate(peerTls, renamed));
     }
+
+    [Theory]
+    [InlineData("backups/demo.db", null)]
+    [InlineData("/etc/passwd", "spec.bootstrap.snapshot.path")]
+    [InlineData("../other/demo.db", "spec.bootstrap.snapshot.path")]
+    [InlineData("backups/../../demo.db", "spec.bootstrap.snapshot.path")]
+    [InlineData("", "spec.bootstrap.snapshot.path")]
+    public void A_snapshot_path_is_relative_to_its_claim(string path, string? field)
+    {
+        var spec = new RaftClusterSpec { Bootstrap = new RaftClusterBootstrap { Snapshot = new RaftClusterSnapshotSource { PersistentVolumeClaimName = "backups", Path = path } } };
+        var errors = RaftClusterValidator.Validate(spec);
+        Assert.Equal(field, errors.SingleOrDefault()?.Field);
+    }
 }

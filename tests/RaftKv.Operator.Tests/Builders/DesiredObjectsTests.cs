@@ -1,5 +1,6 @@
 using k8s;
 using k8s.Models;
+using RaftKv.Operator.Api.V1Alpha1;
 using RaftKv.Operator.Builders;
 using RaftKv.Operator.Tuning;
 
@@ -23,6 +24,31 @@ public sealed class DesiredObjectsTests
     {
         var objects = DesiredObjects.For(Clusters.Demo(), Builder, RaftTiming.EtcdDefault, null, 3);
         Assert.DoesNotContain(objects, o => o.Key == "ConfigMap/demo-members");
+    }
+
+    [Fact]
+    public void A_cluster_from_a_snapshot_mounts_it_and_restores_it_only_while_it_forms()
+    {
+        var cluster = Clusters.Demo(configure: s => s.Bootstrap = new RaftClusterBootstrap
+        {
+            Snapshot = new RaftClusterSnapshotSource { PersistentVolumeClaimName = "backups", Path = "nightly/demo.db" },
+        });
+        V1PodSpec Pod((int, bool)? members) =>
+            ((V1StatefulSet)DesiredObjects.For(cluster, Builder, RaftTiming.EtcdDefault, members, 1).Single(o => o.Key == "StatefulSet/demo").Object).Spec.Template.Spec;
+
+        var forming = Pod((1, false));
+        var claim = Assert.Single(forming.Volumes, v => v.PersistentVolumeClaim is not null);
+        Assert.Equal(("restore", "backups", true), (claim.Name, claim.PersistentVolumeClaim.ClaimName, claim.PersistentVolumeClaim.ReadOnlyProperty ?? false));
+        var container = Assert.Single(forming.Containers);
+        Assert.Contains(container.VolumeMounts, m => m.Name == "restore" && m.MountPath == "/var/lib/raftkv-restore" && m.ReadOnlyProperty == true);
+        Assert.Equal("--restore-snapshot=/var/lib/raftkv-restore/nightly/demo.db", container.Args[^1]);
+
+        foreach (var formed in new (int, bool)?[] { (3, true), null })
+        {
+            var pod = Pod(formed);
+            Assert.DoesNotContain(pod.Volumes, v => v.Name == "restore");
+            Assert.DoesNotContain(pod.Containers[0].Args, a => a.StartsWith("--restore-snapshot", StringComparison.Ordinal));
+        }
     }
 
     [Fact]

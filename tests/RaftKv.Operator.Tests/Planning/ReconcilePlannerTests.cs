@@ -58,6 +58,22 @@ public sealed class ReconcilePlannerTests
     }
 
     [Fact]
+    public void A_cluster_from_a_snapshot_forms_with_one_member_then_grows_through_learners()
+    {
+        var spec = new RaftClusterSpec
+        {
+            Replicas = 3,
+            Bootstrap = new RaftClusterBootstrap { Snapshot = new RaftClusterSnapshotSource { PersistentVolumeClaimName = "backups", Path = "demo.db" } },
+        };
+        var fresh = new ObservedCluster { Name = "demo", Spec = spec };
+
+        Assert.Equal((1, false), ReconcilePlanner.MembersConfig(fresh));
+        Assert.Equal(new Bootstrap(1), Plan(fresh));
+        var formed = Steady(1) with { Spec = spec };
+        Assert.Equal(1, Expect<AddLearner>(formed).Ordinal);
+    }
+
+    [Fact]
     public void Bootstrap_waits_for_the_first_leader_without_touching_members()
     {
         var starting = new ObservedCluster { Name = "demo", Spec = new RaftClusterSpec { Replicas = 3 }, StatefulSetReplicas = 3, Pods = [Pod(0, ready: false), Pod(1, ready: false)] };

@@ -54,6 +54,30 @@ public sealed class SnapshotRestoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_member_that_joins_a_restored_cluster_gets_the_restored_keys_as_a_snapshot()
+    {
+        var snapshot = Path.Combine(_dir.FullName, "snap.db");
+        await using (var source = await TestCluster.StartAsync(size: 1))
+        {
+            await source.WaitForLeaderAsync();
+            await Etcdctl.OkAsync(source.Endpoint(0), "put", "restored", "key");
+            await Etcdctl.OkAsync(source.Endpoint(0), "snapshot", "save", snapshot);
+        }
+
+        // One member restores the file and the others join, as the operator grows a cluster started from a snapshot: the
+        // restored keys are in no log entry, so the leader must send its store.
+        await using var cluster = await TestCluster.RestoreAsync(snapshot, size: 1);
+        await cluster.WaitForLeaderAsync();
+        var ports = FreePorts.Take(2);
+        await Etcdctl.OkAsync(cluster.Endpoint(0), "member", "add", "r2", $"--peer-urls=http://127.0.0.1:{ports[1]}", "--learner");
+        await using var joined = await cluster.StartJoiningMemberAsync("r2", ports[0], ports[1]);
+        await Eventually.TrueAsync(() => joined.Member.AppliedIndex >= cluster.Host(0).Member.CommitIndex && joined.Member.Leader != 0,
+            () => $"learner applied {joined.Member.AppliedIndex}, leader {joined.Member.Leader:x}; {cluster.Describe()}");
+
+        Assert.Equal("restored\nkey\n", await Etcdctl.OkAsync($"127.0.0.1:{ports[0]}", "get", "restored", "--consistency=s"));
+    }
+
+    [Fact]
     public async Task A_new_member_started_with_restore_snapshot_restores_it_first_and_ignores_it_once_it_has_a_wal()
     {
         var snapshot = Path.Combine(_dir.FullName, "snap.db");

@@ -145,7 +145,8 @@ internal static class SnapshotRestore
             CopyVerified(file, db, skipHashCheck);
             try
             {
-                MvccStore.ResetPosition(db);
+                // The store stands for the new cluster's snapshot at its founding entries (index n, term 1).
+                MvccStore.SetPosition(db, (ulong)members.Count, 1);
             }
             catch (InvalidDataException e)
             {
@@ -193,15 +194,29 @@ internal static class SnapshotRestore
         }
     }
 
-    /// <summary>The new cluster's first entries, one per member with its name and URLs, committed in term 1.</summary>
+    /// <summary>
+    /// The new cluster's first entries, one per member with its name and URLs, committed in term 1, and a Raft snapshot at
+    /// the last of them (what the store stands for): the log starts after it, so a member that joins later is sent the
+    /// store as a snapshot instead of entries that never held the restored keys.
+    /// </summary>
     private static void WriteFoundingLog(string dataDir, string? walDir, ulong clusterId, ulong memberId, List<Member> members)
     {
         using var log = DurableMemberLog.Open(dataDir, clusterId, memberId, _ => { }, new DiskFaults(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance,
             walDir: walDir);
-        var changes = members.OrderBy(m => m.Id)
+        var ordered = members.OrderBy(m => m.Id).ToList();
+        var changes = ordered
             .Select(m => new ConfChange(ConfChangeType.AddNode, m.Id, new ConfChangeContext { Member = m }.ToByteArray()))
             .ToList();
-        log.SaveAsync(RaftNode.BootstrapEntries(changes), new HardState(1, 0, (ulong)changes.Count), CancellationToken.None).GetAwaiter().GetResult();
+        var index = (ulong)changes.Count;
+        log.SaveAsync(RaftNode.BootstrapEntries(changes), new HardState(1, 0, index), CancellationToken.None).GetAwaiter().GetResult();
+        var membership = new Membership(clusterId);
+        foreach (var member in ordered)
+        {
+            membership.Upsert(member, index);
+        }
+
+        var state = new StateSnapshot { Membership = membership.ToState() }.ToByteArray();
+        log.CreateSnapshotAsync(index, new ConfState(ordered.Select(m => m.Id)), state, catchUpEntries: 0, CancellationToken.None).GetAwaiter().GetResult();
     }
 
     /// <summary>

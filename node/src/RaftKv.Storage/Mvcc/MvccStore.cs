@@ -1014,12 +1014,13 @@ public sealed partial class MvccStore : IDisposable
     }
 
     /// <summary>
-    /// Makes a store file (a snapshot of another cluster's store) the start of a new cluster's: forgets the Raft position it
-    /// holds (consistent index and term become 0), so the new cluster's log, which starts again at index 1, is applied to it.
+    /// Makes a store file (a snapshot of another cluster's store) the start of a new cluster's: records the Raft position
+    /// <paramref name="index"/> and <paramref name="term"/> in it (the new cluster's snapshot it stands for), so the new log's
+    /// entries after that index are applied to it and members that join later get it as a snapshot.
     /// Keys, revisions, compaction, leases and alarms stay, as etcd's snapshot restore keeps them.
     /// </summary>
     /// <exception cref="InvalidDataException">The file is not a readable store.</exception>
-    public static void ResetPosition(string path)
+    public static void SetPosition(string path, ulong index, ulong term)
     {
         LmdbLibrary.EnsureResolver();
         try
@@ -1034,13 +1035,11 @@ public sealed partial class MvccStore : IDisposable
             using (var tx = env.BeginTransaction())
             {
                 using var meta = tx.OpenDatabase("meta");
-                foreach (var key in new[] { ConsistentIndexKey, TermKey })
+                foreach (var (key, value) in new[] { (ConsistentIndexKey, index), (TermKey, term) })
                 {
-                    var rc = tx.Delete(meta, key);
-                    if (rc is not (MDBResultCode.Success or MDBResultCode.NotFound))
-                    {
-                        rc.ThrowOnError();
-                    }
+                    var bytes = new byte[8];
+                    BinaryPrimitives.WriteUInt64BigEndian(bytes, value);
+                    tx.Put(meta, key, bytes).ThrowOnError();
                 }
 
                 tx.Commit().ThrowOnError();

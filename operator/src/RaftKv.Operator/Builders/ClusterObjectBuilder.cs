@@ -17,6 +17,10 @@ internal sealed class ClusterObjectBuilder(OperatorSettings settings)
     /// <summary>Pod label of members whose client URLs use TLS (absent otherwise, so templates without TLS stay as they were).</summary>
     public const string ClientTlsLabel = "raftkv.io/client-tls";
 
+    /// <summary>The volume and mount of spec.bootstrap.snapshot's claim while the cluster forms.</summary>
+    public const string RestoreVolume = "restore";
+    public const string RestoreDir = "/var/lib/raftkv-restore";
+
     /// <summary>Where the TLS Secrets are mounted, one directory per volume.</summary>
     public const string TlsDir = "/etc/raftkv/tls";
     public const string ServerTlsVolume = "server-tls";
@@ -189,7 +193,10 @@ internal sealed class ClusterObjectBuilder(OperatorSettings settings)
     /// leadership transfer, and only while the cluster keeps quorum; RollingUpdate would restart by ordinal
     /// regardless of who leads.</para>
     /// </summary>
-    public V1StatefulSet StatefulSet(RaftCluster cluster, int replicas)
+    /// <param name="cluster">The RaftCluster.</param>
+    /// <param name="replicas">The StatefulSet's replica count.</param>
+    /// <param name="restoring">The cluster is forming from spec.bootstrap.snapshot: the claim is mounted and the member told to restore the file.</param>
+    public V1StatefulSet StatefulSet(RaftCluster cluster, int replicas, bool restoring = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(replicas);
         var names = Names(cluster);
@@ -238,7 +245,7 @@ internal sealed class ClusterObjectBuilder(OperatorSettings settings)
                             ? new Dictionary<string, string>(annotations, StringComparer.Ordinal)
                             : null,
                     },
-                    Spec = PodSpec(cluster, names, selector),
+                    Spec = PodSpec(cluster, names, selector, restoring ? cluster.Spec.Bootstrap?.Snapshot : null),
                 },
                 VolumeClaimTemplates =
                 [
@@ -262,7 +269,7 @@ internal sealed class ClusterObjectBuilder(OperatorSettings settings)
         };
     }
 
-    private V1PodSpec PodSpec(RaftCluster cluster, ClusterNames names, Dictionary<string, string> selector)
+    private V1PodSpec PodSpec(RaftCluster cluster, ClusterNames names, Dictionary<string, string> selector, RaftClusterSnapshotSource? restore)
     {
         var spec = cluster.Spec;
         var podSelector = new V1LabelSelector { MatchLabels = selector };
@@ -308,18 +315,23 @@ internal sealed class ClusterObjectBuilder(OperatorSettings settings)
                 FsGroupChangePolicy = "OnRootMismatch",
                 SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
             },
-            Containers = [Container(cluster, names)],
+            Containers = [Container(cluster, names, restore)],
             Volumes =
             [
                 new V1Volume { Name = "tmp", EmptyDir = new V1EmptyDirVolumeSource() },
                 // Read by the member's group only (fsGroup); the kubelet refreshes the files when the Secret changes and
                 // the member reloads them on its next handshake, so a rotation needs no restart.
                 .. TlsVolumes(cluster).Select(v => new V1Volume { Name = v.Volume, Secret = new V1SecretVolumeSource { SecretName = v.Secret, DefaultMode = 288 /* 0440 */ } }),
+                .. restore is null ? Array.Empty<V1Volume>() : [new V1Volume
+                {
+                    Name = RestoreVolume,
+                    PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = restore.PersistentVolumeClaimName, ReadOnlyProperty = true },
+                }],
             ],
         };
     }
 
-    private V1Container Container(RaftCluster cluster, ClusterNames names)
+    private V1Container Container(RaftCluster cluster, ClusterNames names, RaftClusterSnapshotSource? restore)
     {
         var selfHost = names.HostOf("$(POD_NAME)");
         var token = string.IsNullOrEmpty(cluster.Metadata.Uid) ? $"{names.Name}.{names.Namespace}" : $"{names.Name}-{cluster.Metadata.Uid}";
@@ -341,12 +353,17 @@ internal sealed class ClusterObjectBuilder(OperatorSettings settings)
             mounts.Add(new V1VolumeMount { Name = volume, MountPath = $"{TlsDir}/{volume}", ReadOnlyProperty = true });
         }
 
+        if (restore is not null)
+        {
+            mounts.Add(new V1VolumeMount { Name = RestoreVolume, MountPath = RestoreDir, ReadOnlyProperty = true });
+        }
+
         return new V1Container
         {
             Name = ContainerName,
             Image = Image(cluster),
             ImagePullPolicy = "IfNotPresent",
-            Args = Args(cluster, names, selfHost, token),
+            Args = restore is null ? Args(cluster, names, selfHost, token) : [.. Args(cluster, names, selfHost, token), $"--restore-snapshot={RestoreDir}/{restore.Path}"],
             Env =
             [
                 FieldEnv("POD_NAME", "metadata.name"),

@@ -39,7 +39,9 @@ internal static class DesiredObjects
         }
 
         objects.Add(builder.PodDisruptionBudget(cluster));
-        objects.Add(builder.StatefulSet(cluster, statefulSetReplicas));
+        // The snapshot to start from is mounted only while the cluster forms: afterwards no member needs it, and a claim that
+        // one node mounts cannot be in every member's pod.
+        objects.Add(builder.StatefulSet(cluster, statefulSetReplicas, restoring: membersConfig is { Bootstrapped: false }));
         return [.. objects.Select(o => new DesiredObject(DesiredObject.KeyOf(o), o))];
     }
 

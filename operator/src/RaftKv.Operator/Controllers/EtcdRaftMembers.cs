@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
-using Grpc.Core;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
+using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
 using RaftKv.Operator.Builders;

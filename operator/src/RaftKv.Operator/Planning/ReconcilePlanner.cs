@@ -25,6 +25,12 @@ internal static class ReconcilePlanner
     public static int Quorum(int voters) => voters / 2 + 1;
 
     /// <summary>
+    /// How many members form a new cluster: spec.replicas, or one when it starts from a snapshot (that member restores it;
+    /// the others then join one at a time as learners and get the data from the leader, so no two pods need the snapshot's claim).
+    /// </summary>
+    public static int InitialMembers(RaftClusterSpec spec) => spec.Bootstrap?.Snapshot is null ? spec.Replicas : 1;
+
+    /// <summary>
     /// What the <c>NAME-members</c> ConfigMap should say (see ClusterObjectBuilder.MembersConfigMap): before
     /// the first leader, the initial members and state <c>new</c>; once a leader has been seen, the current
     /// membership (learners included) and state <c>existing</c>. Null while the membership cannot be
@@ -38,7 +44,7 @@ internal static class ReconcilePlanner
             return span > 0 ? (span, true) : null;
         }
 
-        return observed.Bootstrapped ? null : (observed.StatefulSetReplicas ?? observed.Spec.Replicas, false);
+        return observed.Bootstrapped ? null : (observed.StatefulSetReplicas ?? InitialMembers(observed.Spec), false);
     }
 
     public static PlanStep Plan(ObservedCluster observed, ClusterNames names)
@@ -68,7 +74,7 @@ internal static class ReconcilePlanner
             return observed.Bootstrapped
                 // The StatefulSet was deleted (its pods and volumes may remain): bring it back at the size it had.
                 ? new CreateObjects([$"StatefulSet/{names.StatefulSet}"], Math.Max(1, observed.PreviousMemberCount))
-                : new Bootstrap(spec.Replicas);
+                : new Bootstrap(InitialMembers(spec));
         }
 
         if (observed.ObjectsToApply.Count > 0)

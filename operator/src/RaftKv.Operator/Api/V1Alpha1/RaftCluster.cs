@@ -101,6 +101,10 @@ internal sealed class RaftClusterSpec
     [JsonConverter(typeof(LenientResourceRequirementsConverter))]
     public V1ResourceRequirements? Resources { get; set; }
 
+    [JsonPropertyName("bootstrap")]
+    [Description("How a new cluster starts: empty (the default), or from a snapshot. Read while the cluster forms (until its first leader); changing it later has no effect.")]
+    public RaftClusterBootstrap? Bootstrap { get; set; }
+
     [JsonPropertyName("tls")]
     [Description("TLS on the client and peer URLs, from kubernetes.io/tls Secrets (with ca.crt) such as cert-manager makes. "
         + "Which sides use TLS is fixed at creation; the Secrets' contents may change at any time (members reload them).")]
@@ -156,6 +160,38 @@ internal sealed class RaftClusterTls
     [MaxLength(253)]
     [Pattern(RaftClusterTls.SecretNamePattern)]
     public string? OperatorSecretName { get; set; }
+}
+
+/// <summary>How a new cluster starts.</summary>
+internal sealed class RaftClusterBootstrap
+{
+    [JsonPropertyName("snapshot")]
+    [Description("Start from a snapshot taken with 'etcdctl snapshot save' from a raftkv member: keys, revisions and leases are kept, the membership is new. "
+        + "The first member restores it and forms a one-member cluster; the others join through Raft one at a time.")]
+    public RaftClusterSnapshotSource? Snapshot { get; set; }
+}
+
+/// <summary>A snapshot file on a PersistentVolumeClaim.</summary>
+internal sealed class RaftClusterSnapshotSource
+{
+    public const string PathRuleMessage = "path must be relative to the claim's root, of names that do not start with '.', e.g. backups/demo.db";
+
+    /// <summary>Relative, '/'-separated names of letters, digits, '_', '-' and '.', none starting with '.' (so no '..' component).</summary>
+    public const string PathPattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$";
+
+    [JsonPropertyName("persistentVolumeClaimName")]
+    [Required]
+    [Description("The PersistentVolumeClaim (in the cluster's namespace) holding the file; the first member mounts it read-only while the cluster forms.")]
+    [MaxLength(253)]
+    [Pattern(RaftClusterTls.SecretNamePattern)]
+    public string PersistentVolumeClaimName { get; set; } = "";
+
+    [JsonPropertyName("path")]
+    [Required]
+    [Description("The snapshot file's path inside the claim, e.g. backups/demo.db.")]
+    [MaxLength(1024)]
+    [Pattern(PathPattern)]
+    public string Path { get; set; } = "";
 }
 
 /// <summary>Each member's persistent volume.</summary>

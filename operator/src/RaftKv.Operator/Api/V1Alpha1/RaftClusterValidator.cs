@@ -49,6 +49,19 @@ internal static class RaftClusterValidator
             errors.Add(new("spec.tls.operatorSecretName", RaftClusterTls.OperatorSecretRuleMessage));
         }
 
+        if (spec.Bootstrap?.Snapshot is { } snapshot)
+        {
+            if (string.IsNullOrEmpty(snapshot.PersistentVolumeClaimName) || !System.Text.RegularExpressions.Regex.IsMatch(snapshot.PersistentVolumeClaimName, RaftClusterTls.SecretNamePattern))
+            {
+                errors.Add(new("spec.bootstrap.snapshot.persistentVolumeClaimName", $"\"{snapshot.PersistentVolumeClaimName}\" is not a PersistentVolumeClaim name: use lowercase letters, digits, '-' and '.'"));
+            }
+
+            if (!System.Text.RegularExpressions.Regex.IsMatch(snapshot.Path ?? "", RaftClusterSnapshotSource.PathPattern))
+            {
+                errors.Add(new("spec.bootstrap.snapshot.path", $"{RaftClusterSnapshotSource.PathRuleMessage} (got \"{snapshot.Path}\")"));
+            }
+        }
+
         foreach (var (field, secret) in new[] { ("serverSecretName", spec.Tls?.ServerSecretName), ("peerSecretName", spec.Tls?.PeerSecretName), ("operatorSecretName", spec.Tls?.OperatorSecretName) })
         {
             if (secret is not null && !System.Text.RegularExpressions.Regex.IsMatch(secret, RaftClusterTls.SecretNamePattern))
