@@ -283,6 +283,15 @@ public sealed class DemoCluster : IAsyncLifetime, IDisposable
         return status;
     }
 
+    /// <summary>Waits until RaftCluster <paramref name="cluster"/> (not demo) is Available with <paramref name="voters"/> voters and as many ready pods; returns its status.</summary>
+    public Task<JsonNode?> WaitAvailableAsync(string cluster, int voters, TimeSpan timeout) =>
+        Eventually.Until(
+            async () => (await ClusterAsync(cluster))?["status"],
+            s => IsAvailable(s) && s?["voters"]?.GetValue<int>() == voters && s["readyReplicas"]?.GetValue<int>() == voters,
+            s => $"{s?.ToJsonString() ?? "no status"}\n{Diagnostics()}",
+            timeout,
+            $"{cluster} Available with {voters} voters");
+
     public static bool IsAvailable(JsonNode? status) =>
         status?["conditions"]?.AsArray().Any(c => c?["type"]?.GetValue<string>() == "Available" && c["status"]?.GetValue<string>() == "True") == true
         && !string.IsNullOrEmpty(status?["leader"]?.GetValue<string>());

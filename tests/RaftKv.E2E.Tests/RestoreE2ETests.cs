@@ -41,12 +41,7 @@ public sealed partial class RaftClusterE2ETests
         Assert.True(applied.Ok, applied.ToString());
         try
         {
-            var status = await Eventually.Until(
-                async () => (await demo.ClusterAsync(Name))?["status"],
-                s => DemoCluster.IsAvailable(s) && s?["voters"]?.GetValue<int>() == 3 && s["readyReplicas"]?.GetValue<int>() == 3,
-                s => $"{s?.ToJsonString() ?? "no status"}\n{demo.Diagnostics()}",
-                TimeSpan.FromMinutes(4),
-                $"{Name} Available with 3 voters");
+            var status = await demo.WaitAvailableAsync(Name, 3, TimeSpan.FromMinutes(4));
             output.WriteLine($"{Name} Available with leader {status?["leader"]}");
 
             var get = await demo.EtcdctlAtAsync(Name, "get", "backed-up", "--print-value-only");

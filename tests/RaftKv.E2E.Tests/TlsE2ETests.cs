@@ -54,12 +54,7 @@ public sealed partial class RaftClusterE2ETests
             var client = ca.Issue("e2e client", uses: [TestCa.ClientAuth]);
             string[] tls = ["--insecure-transport=false", $"--cacert={caFile}", "--insecure-skip-tls-verify", // the ClusterIP is not in the certificate
                 $"--cert={Write(dir, "client.crt", client.Certificate)}", $"--key={Write(dir, "client.key", client.Key)}"];
-            var status = await Eventually.Until(
-                async () => (await demo.ClusterAsync(Name))?["status"],
-                s => DemoCluster.IsAvailable(s) && s?["voters"]?.GetValue<int>() == 3 && s["readyReplicas"]?.GetValue<int>() == 3,
-                s => $"{s?.ToJsonString() ?? "no status"}\n{demo.Diagnostics()}",
-                TimeSpan.FromMinutes(3),
-                $"{Name} Available with 3 voters once its Secrets exist");
+            var status = await demo.WaitAvailableAsync(Name, 3, TimeSpan.FromMinutes(3));
             output.WriteLine($"{Name} Available, leader {status?["leader"]}");
 
             var put = await demo.EtcdctlAtAsync(Name, [.. tls, "put", "secret-key", "over-tls"]);

@@ -11,14 +11,11 @@ public sealed class SnapshotRestoreTests : IDisposable
     [Fact]
     public async Task A_saved_snapshot_restores_into_a_new_three_member_cluster_with_the_keys_revisions_and_leases()
     {
-        var snapshot = Path.Combine(_dir.FullName, "snap.db");
-        long revision;
-        string lease;
-        ulong oldClusterId;
-        await using (var source = await TestCluster.StartAsync(size: 1))
+        long revision = 0;
+        var lease = "";
+        ulong oldClusterId = 0;
+        var snapshot = await SnapshotAsync(async ep =>
         {
-            await source.WaitForLeaderAsync();
-            var ep = source.Endpoint(0);
             await Etcdctl.OkAsync(ep, "put", "k1", "v1");
             await Etcdctl.OkAsync(ep, "put", "k2", "v2");
             await Etcdctl.OkAsync(ep, "del", "k2");
@@ -27,8 +24,7 @@ public sealed class SnapshotRestoreTests : IDisposable
             var status = JsonNode.Parse(await Etcdctl.OkAsync(ep, "endpoint", "status", "-w", "json"))![0]!["Status"]!;
             revision = status["header"]!["revision"]!.GetValue<long>();
             oldClusterId = status["header"]!["cluster_id"]!.GetValue<ulong>();
-            await Etcdctl.OkAsync(ep, "snapshot", "save", snapshot);
-        }
+        });
 
         await using var restored = await TestCluster.RestoreAsync(snapshot);
         await restored.WaitForLeaderAsync();
@@ -56,13 +52,7 @@ public sealed class SnapshotRestoreTests : IDisposable
     [Fact]
     public async Task A_member_that_joins_a_restored_cluster_gets_the_restored_keys_as_a_snapshot()
     {
-        var snapshot = Path.Combine(_dir.FullName, "snap.db");
-        await using (var source = await TestCluster.StartAsync(size: 1))
-        {
-            await source.WaitForLeaderAsync();
-            await Etcdctl.OkAsync(source.Endpoint(0), "put", "restored", "key");
-            await Etcdctl.OkAsync(source.Endpoint(0), "snapshot", "save", snapshot);
-        }
+        var snapshot = await SnapshotAsync(ep => Etcdctl.OkAsync(ep, "put", "restored", "key"));
 
         // One member restores the file and the others join, as the operator grows a cluster started from a snapshot: the
         // restored keys are in no log entry, so the leader must send its store.
@@ -80,13 +70,7 @@ public sealed class SnapshotRestoreTests : IDisposable
     [Fact]
     public async Task A_new_member_started_with_restore_snapshot_restores_it_first_and_ignores_it_once_it_has_a_wal()
     {
-        var snapshot = Path.Combine(_dir.FullName, "snap.db");
-        await using (var source = await TestCluster.StartAsync(size: 1))
-        {
-            await source.WaitForLeaderAsync();
-            await Etcdctl.OkAsync(source.Endpoint(0), "put", "carried", "over");
-            await Etcdctl.OkAsync(source.Endpoint(0), "snapshot", "save", snapshot);
-        }
+        var snapshot = await SnapshotAsync(ep => Etcdctl.OkAsync(ep, "put", "carried", "over"));
 
         await using var cluster = await TestCluster.StartAsync(size: 1, extraArgs: ["--restore-snapshot", snapshot]);
         await cluster.WaitForLeaderAsync();
@@ -147,6 +131,17 @@ public sealed class SnapshotRestoreTests : IDisposable
         {
             Assert.False(Directory.Exists(dataDir), $"{dataDir} was left behind");
         }
+    }
+
+    /// <summary>A one-member cluster that <paramref name="write"/> (given its endpoint) fills, saved with etcdctl snapshot save; returns the file.</summary>
+    private async Task<string> SnapshotAsync(Func<string, Task> write)
+    {
+        var snapshot = Path.Combine(_dir.FullName, "snap.db");
+        await using var source = await TestCluster.StartAsync(size: 1);
+        await source.WaitForLeaderAsync();
+        await write(source.Endpoint(0));
+        await Etcdctl.OkAsync(source.Endpoint(0), "snapshot", "save", snapshot);
+        return snapshot;
     }
 
     public void Dispose() => _dir.Delete(recursive: true);
