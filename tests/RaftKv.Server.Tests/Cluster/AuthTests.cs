@@ -42,6 +42,27 @@ public sealed class AuthTests
     private static PutRequest Put(string key, string value) => new() { Key = ByteString.CopyFromUtf8(key), Value = ByteString.CopyFromUtf8(value) };
 
     [Fact]
+    public async Task With_auth_enabled_live_timing_changes_need_the_root_role_and_measurements_stay_open()
+    {
+        await using var cluster = await TestCluster.StartAsync(size: 1, extraArgs: ["--bcrypt-cost", "4"]);
+        await cluster.WaitForLeaderAsync();
+        await SetUpUsersAsync(cluster.Endpoint(0));
+        using var channel = GrpcChannel.ForAddress("http://" + cluster.Endpoint(0));
+        var admin = new Protocol.Admin.Admin.AdminClient(channel);
+        var timing = new Protocol.Admin.SetTimingRequest { Timing = new Protocol.Admin.Timing { HeartbeatIntervalMs = 150, ElectionTimeoutMs = 1500 } };
+
+        var anonymous = await Assert.ThrowsAsync<RpcException>(async () => await admin.SetTimingAsync(timing));
+        Assert.Equal("etcdserver: user name is empty", anonymous.Status.Detail);
+        var alice = await Assert.ThrowsAsync<RpcException>(async () => await admin.SetTimingAsync(timing, WithToken(await AuthenticateAsync(cluster.Endpoint(0), "alice", "pw"))));
+        Assert.Equal((StatusCode.PermissionDenied, "etcdserver: permission denied"), (alice.StatusCode, alice.Status.Detail));
+        Assert.Equal((100, 1000), cluster.Host(0).Member.Timing);
+
+        await admin.SetTimingAsync(timing, WithToken(await AuthenticateAsync(cluster.Endpoint(0), "root", "pw")));
+        Assert.Equal((150, 1500), cluster.Host(0).Member.Timing);
+        Assert.Equal(150u, (await admin.MeasurementsAsync(new Protocol.Admin.MeasurementsRequest())).Timing.HeartbeatIntervalMs);
+    }
+
+    [Fact]
     public async Task A_token_from_one_member_works_on_the_others_and_a_revoked_permission_is_enforced_at_once()
     {
         await using var cluster = await TestCluster.StartAsync(extraArgs: ["--bcrypt-cost", "4"]);

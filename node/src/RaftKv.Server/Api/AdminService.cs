@@ -6,7 +6,11 @@ using RaftKv.Server.Peers;
 
 namespace RaftKv.Server.Api;
 
-/// <summary>raftkv's own admin service for the operator: measurements, live timing, and (test builds of a run only) peer and disk faults.</summary>
+/// <summary>
+/// raftkv's own admin service for the operator: measurements, live timing, and (test builds of a run only) peer and disk
+/// faults. With auth enabled, the calls that change the member need the root role, as etcd's membership calls do;
+/// measurements stay open, as etcd's Status does.
+/// </summary>
 internal sealed class AdminService : Admin.AdminBase
 {
     private readonly RaftMember _member;
@@ -14,9 +18,11 @@ internal sealed class AdminService : Admin.AdminBase
     private readonly DiskFaults _diskFaults;
     private readonly string? _memberDir;
     private readonly bool _testHooksEnabled;
+    private readonly Auth.AuthGate? _gate;
 
-    public AdminService(RaftMember member, LatencyWindow walFsync, DiskFaults diskFaults, string? memberDir, bool testHooksEnabled)
+    public AdminService(RaftMember member, LatencyWindow walFsync, DiskFaults diskFaults, string? memberDir, bool testHooksEnabled, Auth.AuthGate? gate = null)
     {
+        _gate = gate;
         _member = member;
         _walFsync = walFsync;
         _diskFaults = diskFaults;
@@ -56,6 +62,7 @@ internal sealed class AdminService : Admin.AdminBase
             throw new RpcException(new Status(StatusCode.InvalidArgument, "timing is required: set heartbeat_interval_ms and election_timeout_ms"));
         }
 
+        await RequireRootAsync(context).ConfigureAwait(false);
         var timing = new TimingSettings((int)Math.Min(request.Timing.HeartbeatIntervalMs, int.MaxValue), (int)Math.Min(request.Timing.ElectionTimeoutMs, int.MaxValue));
         if (timing.Validate() is { } problem)
         {
@@ -71,7 +78,7 @@ internal sealed class AdminService : Admin.AdminBase
         return new SetTimingResponse { Timing = request.Timing };
     }
 
-    public override Task<PeerFaultResponse> SetPeerFault(PeerFaultRequest request, ServerCallContext context)
+    public override async Task<PeerFaultResponse> SetPeerFault(PeerFaultRequest request, ServerCallContext context)
     {
         if (!_testHooksEnabled)
         {
@@ -84,11 +91,12 @@ internal sealed class AdminService : Admin.AdminBase
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"loss must be between 0 and 1 (got {request.Loss})"));
         }
 
+        await RequireRootAsync(context).ConfigureAwait(false);
         _member.Transport.Faults.Set(request.PeerId, new PeerFault(TimeSpan.FromMilliseconds(request.DelayMs), request.Loss, request.Cut));
-        return Task.FromResult(new PeerFaultResponse());
+        return new PeerFaultResponse();
     }
 
-    public override Task<DiskFaultResponse> SetDiskFault(DiskFaultRequest request, ServerCallContext context)
+    public override async Task<DiskFaultResponse> SetDiskFault(DiskFaultRequest request, ServerCallContext context)
     {
         if (!_testHooksEnabled)
         {
@@ -96,9 +104,12 @@ internal sealed class AdminService : Admin.AdminBase
                 $"disk fault hooks are for tests only; start the member with {PeerFaults.EnableVariable}=1 to use them"));
         }
 
+        await RequireRootAsync(context).ConfigureAwait(false);
         _diskFaults.FsyncDelay = TimeSpan.FromMilliseconds(request.FsyncDelayMs);
-        return Task.FromResult(new DiskFaultResponse());
+        return new DiskFaultResponse();
     }
+
+    private Task RequireRootAsync(ServerCallContext context) => _gate?.RequireRootAsync(context) ?? Task.CompletedTask;
 
     private static RaftKv.Protocol.Admin.LatencySummary ToWire(Observability.LatencySummary s) => new()
     {

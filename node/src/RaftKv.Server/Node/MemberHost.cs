@@ -400,7 +400,7 @@ internal sealed partial class MemberHost : IAsyncDisposable
         builder.Services.AddSingleton(cluster);
         builder.Services.AddSingleton(new MaintenanceService(member, kv, headers, config.EffectiveQuotaBackendBytes, gate));
         builder.Services.AddSingleton(new AdminService(member, walFsync, diskFaults, memberDir,
-            options.EnableTestHooks || Environment.GetEnvironmentVariable(PeerFaults.EnableVariable) == "1"));
+            options.EnableTestHooks || Environment.GetEnvironmentVariable(PeerFaults.EnableVariable) == "1", gate));
         var app = builder.Build();
 
         // Peer traffic only on peer ports, client traffic only on client ports; metrics ports (--listen-metrics-urls) serve
