@@ -51,10 +51,6 @@ internal sealed class ClusterNames(string name, string @namespace, string cluste
 
     public string ClientUrl(int ordinal) => $"{ClientScheme}://{Host(ordinal)}:{ClientPort}";
 
-    /// <summary>The client Service's DNS names, short to fully qualified (what a server certificate should name for clients).</summary>
-    public IReadOnlyList<string> ClientServiceHosts =>
-        [ClientService, $"{ClientService}.{Namespace}", $"{ClientService}.{Namespace}.svc", $"{ClientService}.{Namespace}.svc.{ClusterDomain}"];
-
     /// <summary>The wildcard DNS name that covers every member's stable name.</summary>
     public string MembersWildcard => $"*.{PeerService}.{Namespace}.svc.{ClusterDomain}";
 
